@@ -1,0 +1,42 @@
+"""consent: a self-hosted cookie consent manager with a server-side consent log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+DEFAULT_SECRET_KEY = "demo-only-secret-key-set-CONSENT_SECRET_KEY"
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the service: configuration, inventory, database, errors, then the routes."""
+    app = Flask(__name__, instance_relative_config=True, static_folder=None)
+    app.config.from_mapping(
+        SECRET_KEY=DEFAULT_SECRET_KEY,
+        DATABASE_URL=None,
+        ADMIN_TOKENS="",
+        INVENTORY="cookies.yaml",
+        RATELIMIT_STORAGE_URL="memory://",
+        MAX_CONTENT_LENGTH=16 * 1024,
+        TRUSTED_PROXIES=0,
+    )
+    if test_config is None:
+        app.config.from_prefixed_env("CONSENT")
+    else:
+        app.config.update(test_config)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    if int(app.config["TRUSTED_PROXIES"]):
+        # Behind N reverse proxies the client address comes from X-Forwarded-For.
+        hops = int(app.config["TRUSTED_PROXIES"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
+
+    from consent import api, database, errors, health, inventory
+
+    inventory.init_app(app)
+    database.init_app(app)
+    errors.init_app(app)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(api.bp)
+    return app

@@ -1,0 +1,145 @@
+"""The JSON API under ``/api/v1``: inventory, recording choices, a visitor's history."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Blueprint, Response, g, jsonify, request
+from flask.typing import ResponseReturnValue
+from marshmallow import ValidationError
+from sqlalchemy import select
+
+from consent.auth import is_admin
+from consent.database import remember_inventory
+from consent.errors import ApiError
+from consent.inventory import Site, get_site
+from consent.models import ConsentRecord, db
+from consent.recording import CONSENT_SCHEMA, check_receipt, iso, record_consent
+from consent.texts import CATEGORIES
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+JSON_TYPES = ("application/json", "text/plain")
+PREFLIGHT_MAX_AGE = "86400"
+
+
+def _allow_origin(site: Site, *, admin_may_omit: bool) -> None:
+    """Accept the request's Origin only if the site declares it; remember it for the CORS headers."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        if admin_may_omit or is_admin():
+            return
+        raise ApiError(403, "a request without Origin needs an admin token")
+    if origin.rstrip("/") not in site.origins:
+        raise ApiError(403, f"origin {origin!r} may not use site {site.key!r}")
+    g.cors_origin = origin
+
+
+@bp.after_request
+def _cors_headers(response: Response) -> Response:
+    origin = g.get("cors_origin")
+    if origin:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Expose-Headers"] = "Retry-After"
+    response.vary.add("Origin")
+    return response
+
+
+def _preflight(methods: str, headers: str) -> ResponseReturnValue:
+    response = Response(status=204)
+    response.headers["Access-Control-Allow-Methods"] = methods
+    response.headers["Access-Control-Allow-Headers"] = headers
+    response.headers["Access-Control-Max-Age"] = PREFLIGHT_MAX_AGE
+    return response
+
+
+def _json_body() -> dict[str, Any]:
+    """The request body as a JSON object, sent as application/json or text/plain (sendBeacon)."""
+    if request.mimetype not in JSON_TYPES:
+        raise ApiError(415, "send the body as application/json or text/plain")
+    try:
+        body = json.loads(request.get_data(cache=False) or b"")
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ApiError(400, f"the body is not valid JSON: {error}") from error
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    return body
+
+
+@bp.get("/sites/<site>/inventory")
+def inventory(site: str) -> ResponseReturnValue:
+    """The site's inventory: revision, hash, categories and cookies with expiry text and seconds."""
+    current = get_site(site)
+    remember_inventory(current)
+    response = jsonify({**current.public, "hash": current.hash})
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    response.set_etag(current.hash)
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response.make_conditional(request)
+
+
+@bp.route("/sites/<site>/consents", methods=["POST", "OPTIONS"])
+def create_consent(site: str) -> ResponseReturnValue:
+    """Record a visitor's choice: 201, or 200 with the same body for a replayed event_id."""
+    current = get_site(site)
+    _allow_origin(current, admin_may_omit=False)
+    if request.method == "OPTIONS":
+        return _preflight("POST", "Content-Type")
+    try:
+        data = CONSENT_SCHEMA.load(_json_body())
+    except ValidationError as error:
+        raise ApiError(422, "invalid consent record", error.normalized_messages()) from error
+    remember_inventory(current)
+    body, created = record_consent(current, data, request.remote_addr, request.user_agent.string)
+    return body, 201 if created else 200
+
+
+def _public_record(row: ConsentRecord) -> dict[str, Any]:
+    return {
+        "record_id": row.id,
+        "recorded_at": iso(row.recorded_at),
+        "action": row.action,
+        "choices": {category: getattr(row, category) for category in CATEGORIES},
+        "revision": row.revision,
+        "inventory_hash": row.inventory_hash,
+        "language": row.language,
+        "page_url": row.page_url,
+        "ip": row.ip,
+        "user_agent": row.user_agent,
+        "gpc": row.gpc,
+        "dnt": row.dnt,
+        "record_hash": row.record_hash,
+    }
+
+
+@bp.route("/sites/<site>/consents/<consent_id>", methods=["GET", "OPTIONS"])
+def consent_history(site: str, consent_id: str) -> ResponseReturnValue:
+    """A visitor's own history, authorised by their receipt (header or ``?receipt=``) or an admin token."""
+    current = get_site(site)
+    _allow_origin(current, admin_may_omit=True)
+    if request.method == "OPTIONS":
+        return _preflight("GET", "X-Consent-Receipt")
+    if not is_admin():
+        receipt = request.headers.get("X-Consent-Receipt") or request.args.get("receipt")
+        check_receipt(current.key, consent_id, receipt)
+    rows = db.session.scalars(
+        select(ConsentRecord)
+        .where(ConsentRecord.site == current.key, ConsentRecord.consent_id == consent_id)
+        .order_by(ConsentRecord.id)
+    ).all()
+    if not rows:
+        raise ApiError(404, "no records for this consent ID")
+    response = jsonify(
+        {
+            "site": current.key,
+            "consent_id": consent_id,
+            "records": [_public_record(r) for r in rows],
+        }
+    )
+    if "receipt" in request.args:
+        response.headers["Content-Disposition"] = (
+            f'attachment; filename="consent-{consent_id}.json"'
+        )
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,75 @@
+"""The ``consent`` command: Flask's CLI with the service's own commands."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import click
+from flask.cli import FlaskGroup
+
+from consent import create_app
+from consent.inventory import InventoryError, load_inventory
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@click.command("check")
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+def check_command(path: Path | None) -> None:
+    """Validate inventory files; exit 1 with located errors."""
+    path = path or Path(os.environ.get("CONSENT_INVENTORY", "cookies.yaml"))
+    try:
+        sites = load_inventory(path)
+    except InventoryError as error:
+        for message in error.errors:
+            click.echo(message, err=True)
+        raise SystemExit(1) from None
+    for site in sites.values():
+        click.echo(
+            f"{site.source}: site {site.key!r}, revision {site.revision}, "
+            f"{len(site.cookies)} cookies, hash {site.hash[:12]}"
+        )
+
+
+@click.command("serve")
+@click.option("--bind", default="127.0.0.1:8000", show_default=True, help="Address and port.")
+def serve_command(bind: str) -> None:
+    """Upgrade the database, then serve with gunicorn."""
+    from flask_migrate import upgrade
+
+    try:
+        app = create_app()
+    except InventoryError as error:
+        click.echo("\n".join(error.errors), err=True)
+        raise SystemExit(1) from None
+    with app.app_context():
+        upgrade()
+    gunicorn = shutil.which("gunicorn")
+    if gunicorn is None:
+        raise click.ClickException("gunicorn is not installed")
+    os.environ["CONSENT_BIND"] = bind
+    os.chdir(PROJECT_ROOT)
+    os.execv(gunicorn, [gunicorn, "wsgi:app"])
+
+
+def _create_app() -> object:
+    try:
+        return create_app()
+    except InventoryError as error:
+        click.echo("\n".join(error.errors), err=True)
+        sys.exit(1)
+
+
+cli = FlaskGroup(
+    create_app=_create_app, help="Cookie consent service: inventory, consent log, exports."
+)
+cli.add_command(check_command)
+cli.add_command(serve_command)
+
+
+def main() -> None:
+    """Entry point of the ``consent`` console script."""
+    cli.main()

@@ -1,0 +1,106 @@
+"""Database models: the append-only consent log and the inventory versions it refers to."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+db = SQLAlchemy(model_class=Base)
+
+# SQLite has no 64-bit autoincrement type other than INTEGER PRIMARY KEY.
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+def utcnow() -> datetime:
+    """Now, timezone-aware UTC, to the microsecond."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored as UTC and always read back timezone-aware (SQLite forgets zones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and dialect.name == "sqlite":
+            return value.astimezone(UTC).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC) if value is not None else None
+
+
+class ConsentRecord(db.Model):  # type: ignore[name-defined,misc]
+    """One choice of one visitor: never updated, only appended (and purged when expired)."""
+
+    __tablename__ = "consent_records"
+    __table_args__ = (
+        UniqueConstraint("site", "event_id"),
+        Index("ix_consent_records_site_consent_id", "site", "consent_id"),
+        Index("ix_consent_records_site_recorded_at", "site", "recorded_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    site: Mapped[str] = mapped_column(String(40))
+    event_id: Mapped[str] = mapped_column(String(64))
+    consent_id: Mapped[str] = mapped_column(String(36))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    action: Mapped[str] = mapped_column(String(16))
+    necessary: Mapped[bool]
+    functional: Mapped[bool]
+    analytics: Mapped[bool]
+    advertising: Mapped[bool]
+    revision: Mapped[int]
+    inventory_hash: Mapped[str] = mapped_column(String(64))
+    language: Mapped[str] = mapped_column(String(16))
+    page_url: Mapped[str] = mapped_column(String(2048))
+    ip: Mapped[str] = mapped_column(String(64))
+    user_agent: Mapped[str] = mapped_column(String(512))
+    gpc: Mapped[bool]
+    dnt: Mapped[bool]
+    # SHA-256 over the record's content (see consent.recording.record_hash): the
+    # leaf that tamper evidence is built on and that receipts carry.
+    record_hash: Mapped[str] = mapped_column(String(64))
+
+
+class InventoryVersion(db.Model):  # type: ignore[name-defined,misc]
+    """Every inventory version the service has served, so any record resolves to what was shown."""
+
+    __tablename__ = "inventory_versions"
+
+    hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    site: Mapped[str] = mapped_column(String(40), index=True)
+    revision: Mapped[int]
+    content: Mapped[dict[str, Any]] = mapped_column(JSON)
+    first_served_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -1,0 +1,215 @@
+"""Recording a visitor's choice: validation, what the server adds, hashing and receipts."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import re
+import uuid
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from flask import current_app
+from itsdangerous import BadSignature, URLSafeSerializer
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from sqlalchemy import select
+
+from consent.database import dialect_insert
+from consent.errors import ApiError
+from consent.inventory import Site
+from consent.models import ConsentRecord, InventoryVersion, db, utcnow
+from consent.texts import CATEGORIES
+
+ACTIONS = ("accept_all", "reject_all", "custom", "withdraw")
+OPTIONAL = CATEGORIES[1:]
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+# Fields covered by the record hash, in this order; the hash is the record's
+# fingerprint in receipts and in the tamper-evident log.
+HASHED_FIELDS = (
+    "site", "event_id", "consent_id", "recorded_at", "action", *CATEGORIES, "revision",
+    "inventory_hash", "language", "page_url", "ip", "user_agent", "gpc", "dnt",
+)  # fmt: skip
+
+
+def _http_url(value: str) -> None:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValidationError("must be an absolute http(s) URL")
+
+
+class ConsentSchema(Schema):
+    """The body of ``POST /api/v1/sites/<site>/consents``."""
+
+    event_id = fields.String(
+        required=True,
+        validate=validate.Regexp(
+            r"^[A-Za-z0-9._-]{8,64}$", error="must be 8-64 of A-Z a-z 0-9 . _ -"
+        ),
+    )
+    consent_id = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Regexp(UUID, error="must be a consent ID (a UUID)"),
+    )
+    receipt = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=1024))
+    action = fields.String(required=True, validate=validate.OneOf(ACTIONS))
+    choices = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(CATEGORIES, error="unknown category {input!r}")),
+        values=fields.Boolean(truthy={True}, falsy={False}),
+        required=True,
+    )
+    revision = fields.Integer(required=True, strict=True, validate=validate.Range(1))
+    language = fields.String(load_default=None, validate=validate.Length(1, 16))
+    page_url = fields.String(required=True, validate=[validate.Length(max=2048), _http_url])
+    gpc = fields.Boolean(load_default=False, truthy={True}, falsy={False})
+    dnt = fields.Boolean(load_default=False, truthy={True}, falsy={False})
+
+    @validates_schema
+    def _coherent(self, data: dict[str, Any], **_: Any) -> None:
+        if data["action"] in ("reject_all", "withdraw") and any(
+            data["choices"].get(c) for c in OPTIONAL
+        ):
+            raise ValidationError(f"{data['action']} grants no optional category", "choices")
+        if data.get("receipt") and not data.get("consent_id"):
+            raise ValidationError("a receipt comes with its consent_id", "consent_id")
+
+
+CONSENT_SCHEMA = ConsentSchema()
+
+
+def truncate_ip(address: str | None) -> str:
+    """The network part only: IPv4 /24, IPv6 /48 (IPv4-mapped IPv6 counts as IPv4)."""
+    try:
+        ip = ipaddress.ip_address((address or "").split("%")[0])
+    except ValueError:
+        return ""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    prefix = 24 if ip.version == 4 else 48
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False).network_address)
+
+
+def clean_page_url(url: str) -> str:
+    """``url`` without its query string and fragment; nothing else changed."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+def iso(moment: datetime) -> str:
+    """UTC ISO 8601 with milliseconds and ``Z``: the one timestamp format of the API and exports."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def record_hash(values: dict[str, Any]) -> str:
+    """SHA-256 over the hashed fields as canonical JSON (timestamps in ``iso`` form)."""
+    content = [iso(values[f]) if f == "recorded_at" else values[f] for f in HASHED_FIELDS]
+    return hashlib.sha256(
+        json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode()
+    ).hexdigest()
+
+
+def receipt_signer() -> URLSafeSerializer:
+    """The one signer for consent receipts (its own salt, key from configuration)."""
+    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="consent-receipt")
+
+
+def make_receipt(site: str, consent_id: str, record_id: int, digest: str) -> str:
+    """A receipt proving this browser holds ``consent_id`` and what record ``record_id`` said."""
+    return receipt_signer().dumps([site, consent_id, record_id, digest])
+
+
+def check_receipt(site: str, consent_id: str, receipt: str | None) -> list[Any]:
+    """The receipt's payload if it was issued for ``consent_id`` on ``site``; else 403."""
+    if not receipt:
+        raise ApiError(403, "a receipt is required for this consent ID")
+    try:
+        payload = receipt_signer().loads(receipt)
+    except BadSignature as error:
+        raise ApiError(403, "the receipt is not valid") from error
+    if not isinstance(payload, list) or len(payload) != 4 or payload[:2] != [site, consent_id]:
+        raise ApiError(403, "the receipt was not issued for this consent ID")
+    return payload
+
+
+def _shown_hash(site: Site, revision: int) -> str:
+    """The inventory hash a visitor saw: the current one, or a stored one for an older revision."""
+    if revision == site.revision:
+        return site.hash
+    stored = db.session.execute(
+        select(InventoryVersion.hash)
+        .where(InventoryVersion.site == site.key, InventoryVersion.revision == revision)
+        .order_by(InventoryVersion.first_served_at.desc())
+        .limit(1)
+    ).scalar()
+    if stored is None:
+        raise ApiError(
+            422, "unknown revision", {"revision": [f"revision {revision} was never served"]}
+        )
+    return str(stored)
+
+
+def response_body(
+    site: str, consent_id: str, recorded_at: datetime, record_id: int, digest: str
+) -> dict[str, str]:
+    """What the API answers for a recorded (or replayed) choice."""
+    return {
+        "consent_id": consent_id,
+        "recorded_at": iso(recorded_at),
+        "receipt": make_receipt(site, consent_id, record_id, digest),
+    }
+
+
+def record_consent(
+    site: Site, data: dict[str, Any], ip: str | None, user_agent: str
+) -> tuple[dict[str, str], bool]:
+    """Append one record; return the body and whether it is new (False: a replayed event_id)."""
+    if data["consent_id"]:
+        check_receipt(site.key, data["consent_id"], data["receipt"])
+    now = utcnow()
+    values: dict[str, Any] = {
+        "site": site.key,
+        "event_id": data["event_id"],
+        "consent_id": data["consent_id"] or str(uuid.uuid4()),
+        "recorded_at": now.replace(microsecond=now.microsecond // 1000 * 1000),
+        "action": data["action"],
+        "necessary": True,
+        **{category: bool(data["choices"].get(category, False)) for category in OPTIONAL},
+        "revision": data["revision"],
+        "inventory_hash": _shown_hash(site, data["revision"]),
+        "language": site.pick_language(data["language"]),
+        "page_url": clean_page_url(data["page_url"]),
+        "ip": truncate_ip(ip),
+        "user_agent": user_agent[:512],
+        "gpc": data["gpc"],
+        "dnt": data["dnt"],
+    }
+    values["record_hash"] = record_hash(values)
+    statement = (
+        dialect_insert(ConsentRecord)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=["site", "event_id"])
+        .returning(ConsentRecord.id)
+    )
+    record_id = db.session.execute(statement).scalar()
+    if record_id is not None:
+        db.session.commit()
+        return response_body(
+            site.key, values["consent_id"], values["recorded_at"], record_id, values["record_hash"]
+        ), True
+    # The event was recorded before (a retry, perhaps racing this one): answer as then.
+    db.session.rollback()
+    row = db.session.execute(
+        select(
+            ConsentRecord.id,
+            ConsentRecord.consent_id,
+            ConsentRecord.recorded_at,
+            ConsentRecord.record_hash,
+        ).where(ConsentRecord.site == site.key, ConsentRecord.event_id == data["event_id"])
+    ).one()
+    if data["consent_id"] and data["consent_id"] != row.consent_id:
+        raise ApiError(
+            422, "event_id already used", {"event_id": ["was recorded for another consent ID"]}
+        )
+    return response_body(site.key, row.consent_id, row.recorded_at, row.id, row.record_hash), False

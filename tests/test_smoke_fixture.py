@@ -1,0 +1,2 @@
+def test_healthz(client):
+    assert client.get("/readyz").json == {"status": "ready"}
