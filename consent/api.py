@@ -138,8 +138,6 @@ def consent_history(site: str, consent_id: str) -> ResponseReturnValue:
         }
     )
     if "receipt" in request.args:
-        response.headers["Content-Disposition"] = (
-            f'attachment; filename="consent-{consent_id}.json"'
-        )
+        response.headers["Content-Disposition"] = f'attachment; filename="consent-{consent_id}.json"'
     response.headers["Cache-Control"] = "no-store"
     return response

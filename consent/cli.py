@@ -63,9 +63,7 @@ def _create_app() -> object:
         sys.exit(1)
 
 
-cli = FlaskGroup(
-    create_app=_create_app, help="Cookie consent service: inventory, consent log, exports."
-)
+cli = FlaskGroup(create_app=_create_app, help="Cookie consent service: inventory, consent log, exports.")
 cli.add_command(check_command)
 cli.add_command(serve_command)
 

@@ -37,9 +37,7 @@ class ApiError(HTTPException):
 
 def error_body(status: int, message: str, fields: dict[str, Any] | None = None) -> dict[str, Any]:
     """The error document: ``{"error": {"code", "message", "fields"}}``."""
-    return {
-        "error": {"code": CODES.get(status, "error"), "message": message, "fields": fields or {}}
-    }
+    return {"error": {"code": CODES.get(status, "error"), "message": message, "fields": fields or {}}}
 
 
 def _http_error(error: HTTPException) -> ResponseReturnValue:

@@ -42,9 +42,7 @@ def _origin(value: str) -> None:
         or parts.fragment
         or parts.username
     ):
-        raise ValidationError(
-            f"{value!r} is not an origin like https://shop.example or http://localhost:8000"
-        )
+        raise ValidationError(f"{value!r} is not an origin like https://shop.example or http://localhost:8000")
 
 
 def _expiry(value: str) -> None:
@@ -76,17 +74,13 @@ class CategoriesSchema(Schema):
 
 class CookieSchema(Schema):
     name = fields.String(required=True, validate=validate.Length(1, 200))
-    match = fields.String(
-        load_default="exact", validate=validate.OneOf(["exact", "prefix", "regex"])
-    )
+    match = fields.String(load_default="exact", validate=validate.OneOf(["exact", "prefix", "regex"]))
     category = fields.String(
         required=True,
         validate=validate.OneOf(CATEGORIES, error="unknown category {input!r} (one of {choices})"),
     )
     provider = fields.String(required=True, validate=validate.Length(1, 200))
-    purpose = fields.Dict(
-        keys=fields.String(validate=_language), values=fields.String(), required=True
-    )
+    purpose = fields.Dict(keys=fields.String(validate=_language), values=fields.String(), required=True)
     expiry = fields.String(required=True, validate=_expiry)
 
     @validates_schema
@@ -104,23 +98,13 @@ class SiteSchema(Schema):
         validate=validate.Regexp(SITE_KEY, error="site key must match [a-z0-9-]{{1,40}}"),
     )
     name = fields.String(required=True, validate=validate.Length(1, 200))
-    origins = fields.List(
-        fields.String(validate=_origin), required=True, validate=validate.Length(1)
-    )
+    origins = fields.List(fields.String(validate=_origin), required=True, validate=validate.Length(1))
     policy_url = fields.String(load_default=None)
     revision = fields.Integer(required=True, strict=True, validate=validate.Range(1))
-    consent_max_age_days = fields.Integer(
-        load_default=180, strict=True, validate=validate.Range(1, 3650)
-    )
-    retention_days = fields.Integer(
-        load_default=1825, strict=True, validate=validate.Range(1, 36500)
-    )
-    languages = fields.List(
-        fields.String(validate=_language), load_default=lambda: ["en"], validate=validate.Length(1)
-    )
-    texts = fields.Dict(
-        keys=fields.String(validate=_language), values=fields.Dict(), load_default=dict
-    )
+    consent_max_age_days = fields.Integer(load_default=180, strict=True, validate=validate.Range(1, 3650))
+    retention_days = fields.Integer(load_default=1825, strict=True, validate=validate.Range(1, 36500))
+    languages = fields.List(fields.String(validate=_language), load_default=lambda: ["en"], validate=validate.Length(1))
+    texts = fields.Dict(keys=fields.String(validate=_language), values=fields.Dict(), load_default=dict)
     cookie_domain = fields.String(load_default=None, allow_none=True)
     layout = fields.String(load_default="bar", validate=validate.OneOf(["bar", "box"]))
     categories = fields.Nested(CategoriesSchema, load_default=dict)
@@ -148,17 +132,11 @@ class SiteSchema(Schema):
         for language, strings in data["texts"].items():
             unknown = sorted(set(strings) - set(BANNER_TEXTS["en"]))
             if language not in data["languages"]:
-                errors.setdefault("texts", {})[language] = [
-                    f"language {language!r} is not in languages"
-                ]
+                errors.setdefault("texts", {})[language] = [f"language {language!r} is not in languages"]
             elif unknown:
                 errors.setdefault("texts", {})[language] = [f"unknown text key {unknown[0]!r}"]
-        if data["cookie_domain"] is not None and not re.match(
-            r"^\.?[a-z0-9.-]+\.[a-z]{2,}$", data["cookie_domain"]
-        ):
-            errors["cookie_domain"] = [
-                f"{data['cookie_domain']!r} is not a domain like .example.com"
-            ]
+        if data["cookie_domain"] is not None and not re.match(r"^\.?[a-z0-9.-]+\.[a-z]{2,}$", data["cookie_domain"]):
+            errors["cookie_domain"] = [f"{data['cookie_domain']!r} is not a domain like .example.com"]
         if errors:
             raise ValidationError(errors)
 
@@ -222,9 +200,7 @@ class Site:
         return self.default_language
 
 
-def _localised(
-    given: Mapping[str, str], builtin: Mapping[str, str], languages: tuple[str, ...]
-) -> dict[str, str]:
+def _localised(given: Mapping[str, str], builtin: Mapping[str, str], languages: tuple[str, ...]) -> dict[str, str]:
     """A text for every site language: the site's own, the built-in one, then the default's."""
     default = languages[0]
     fallback = given.get(default) or builtin.get(default) or builtin.get("en", "")
@@ -240,12 +216,8 @@ def _public(data: dict[str, Any], policy_url: str) -> dict[str, Any]:
         categories.append(
             {
                 "key": key,
-                "label": _localised(
-                    given.get("label", {}), CATEGORY_TEXTS[key]["label"], languages
-                ),
-                "description": _localised(
-                    given.get("description", {}), CATEGORY_TEXTS[key]["description"], languages
-                ),
+                "label": _localised(given.get("label", {}), CATEGORY_TEXTS[key]["label"], languages),
+                "description": _localised(given.get("description", {}), CATEGORY_TEXTS[key]["description"], languages),
             }
         )
     own = {
@@ -274,9 +246,7 @@ def _public(data: dict[str, Any], policy_url: str) -> dict[str, Any]:
         )
     texts = {
         lang: {
-            key: str(
-                data["texts"].get(lang, {}).get(key) or BANNER_TEXTS.get(lang, {}).get(key) or value
-            )
+            key: str(data["texts"].get(lang, {}).get(key) or BANNER_TEXTS.get(lang, {}).get(key) or value)
             for key, value in BANNER_TEXTS["en"].items()
         }
         for lang in languages
@@ -322,9 +292,7 @@ def _line(document: Any, path: tuple[Any, ...]) -> int:
         if isinstance(node, Mapping) and step in node and lc is not None:
             line = lc.key(step)[0] + 1
             node = node[step]
-        elif (
-            isinstance(node, list) and isinstance(step, int) and step < len(node) and lc is not None
-        ):
+        elif isinstance(node, list) and isinstance(step, int) and step < len(node) and lc is not None:
             line = lc.item(step)[0] + 1
             node = node[step]
         else:
@@ -337,9 +305,7 @@ def _message(path: tuple[Any, ...], message: str) -> str:
     if message == "Unknown field.":
         if len(path) == 2 and path[0] == "categories":
             return f"unknown category {path[-1]!r} (one of {', '.join(CATEGORIES)})"
-        return f"unknown key {path[-1]!r}" + (
-            f" in {where.rsplit('.', 1)[0]}" if len(path) > 1 else ""
-        )
+        return f"unknown key {path[-1]!r}" + (f" in {where.rsplit('.', 1)[0]}" if len(path) > 1 else "")
     if message == "Missing data for required field.":
         return f"{where}: missing"
     return f"{where}: {message}" if where else message
@@ -356,9 +322,7 @@ def load_site(path: Path) -> Site:
     except (OSError, UnicodeDecodeError) as error:
         raise InventoryError([f"{path}: cannot read: {error}"]) from error
     if not isinstance(document, Mapping):
-        raise InventoryError(
-            [f"{path}:1: the file must be a mapping with site, name, origins, ..."]
-        )
+        raise InventoryError([f"{path}:1: the file must be a mapping with site, name, origins, ..."])
     try:
         data = SITE_SCHEMA.load(document)
     except ValidationError as error:
@@ -418,9 +382,7 @@ def load_inventory(path: Path) -> dict[str, Site]:
             errors.extend(error.errors)
             continue
         if site.key in sites:
-            errors.append(
-                f"{file}:1: site {site.key!r} is already described by {sites[site.key].source}"
-            )
+            errors.append(f"{file}:1: site {site.key!r} is already described by {sites[site.key].source}")
         sites[site.key] = site
     if errors:
         raise InventoryError(errors)
@@ -430,11 +392,7 @@ def load_inventory(path: Path) -> dict[str, Site]:
 def init_app(app: Flask) -> None:
     """Load the configured inventory once; a bad file stops the start."""
     configured = app.config["INVENTORY"]
-    path = (
-        Path(configured)
-        if Path(configured).is_absolute()
-        else Path(app.root_path).parent / configured
-    )
+    path = Path(configured) if Path(configured).is_absolute() else Path(app.root_path).parent / configured
     if not Path(configured).is_absolute() and Path(configured).exists():
         path = Path(configured)
     app.extensions["consent.sites"] = load_inventory(path)

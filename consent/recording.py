@@ -44,9 +44,7 @@ class ConsentSchema(Schema):
 
     event_id = fields.String(
         required=True,
-        validate=validate.Regexp(
-            r"^[A-Za-z0-9._-]{8,64}$", error="must be 8-64 of A-Z a-z 0-9 . _ -"
-        ),
+        validate=validate.Regexp(r"^[A-Za-z0-9._-]{8,64}$", error="must be 8-64 of A-Z a-z 0-9 . _ -"),
     )
     consent_id = fields.String(
         load_default=None,
@@ -68,9 +66,7 @@ class ConsentSchema(Schema):
 
     @validates_schema
     def _coherent(self, data: dict[str, Any], **_: Any) -> None:
-        if data["action"] in ("reject_all", "withdraw") and any(
-            data["choices"].get(c) for c in OPTIONAL
-        ):
+        if data["action"] in ("reject_all", "withdraw") and any(data["choices"].get(c) for c in OPTIONAL):
             raise ValidationError(f"{data['action']} grants no optional category", "choices")
         if data.get("receipt") and not data.get("consent_id"):
             raise ValidationError("a receipt comes with its consent_id", "consent_id")
@@ -105,9 +101,7 @@ def iso(moment: datetime) -> str:
 def record_hash(values: dict[str, Any]) -> str:
     """SHA-256 over the hashed fields as canonical JSON (timestamps in ``iso`` form)."""
     content = [iso(values[f]) if f == "recorded_at" else values[f] for f in HASHED_FIELDS]
-    return hashlib.sha256(
-        json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode()
-    ).hexdigest()
+    return hashlib.sha256(json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode()).hexdigest()
 
 
 def receipt_signer() -> URLSafeSerializer:
@@ -144,15 +138,11 @@ def _shown_hash(site: Site, revision: int) -> str:
         .limit(1)
     ).scalar()
     if stored is None:
-        raise ApiError(
-            422, "unknown revision", {"revision": [f"revision {revision} was never served"]}
-        )
+        raise ApiError(422, "unknown revision", {"revision": [f"revision {revision} was never served"]})
     return str(stored)
 
 
-def response_body(
-    site: str, consent_id: str, recorded_at: datetime, record_id: int, digest: str
-) -> dict[str, str]:
+def response_body(site: str, consent_id: str, recorded_at: datetime, record_id: int, digest: str) -> dict[str, str]:
     """What the API answers for a recorded (or replayed) choice."""
     return {
         "consent_id": consent_id,
@@ -161,9 +151,7 @@ def response_body(
     }
 
 
-def record_consent(
-    site: Site, data: dict[str, Any], ip: str | None, user_agent: str
-) -> tuple[dict[str, str], bool]:
+def record_consent(site: Site, data: dict[str, Any], ip: str | None, user_agent: str) -> tuple[dict[str, str], bool]:
     """Append one record; return the body and whether it is new (False: a replayed event_id)."""
     if data["consent_id"]:
         check_receipt(site.key, data["consent_id"], data["receipt"])
@@ -209,7 +197,5 @@ def record_consent(
         ).where(ConsentRecord.site == site.key, ConsentRecord.event_id == data["event_id"])
     ).one()
     if data["consent_id"] and data["consent_id"] != row.consent_id:
-        raise ApiError(
-            422, "event_id already used", {"event_id": ["was recorded for another consent ID"]}
-        )
+        raise ApiError(422, "event_id already used", {"event_id": ["was recorded for another consent ID"]})
     return response_body(site.key, row.consent_id, row.recorded_at, row.id, row.record_hash), False

@@ -6,9 +6,8 @@ Create Date: 2026-11-21 21:56:08.682283
 
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "a932cb978489"
