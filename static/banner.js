@@ -341,7 +341,11 @@ summary{cursor:pointer;color:var(--c-accent);margin:.25rem 0}
     host.consentFrame = f;
     host.style.width = (box.width || +f.width || 300) + 'px';
     host.style.height = (box.height || +f.height || 150) + 'px';
-    host.style.display = 'inline-block';
+    // Sit where the embed sat: same box, same baseline (overflow makes an inline-block's baseline its bottom edge).
+    const shown = getComputedStyle(f);
+    host.style.display = shown.display === 'inline' ? 'inline-block' : shown.display;
+    host.style.verticalAlign = shown.verticalAlign;
+    host.style.overflow = 'hidden';
     let provider = f.dataset.provider;
     try {
       provider = provider || new URL(f.dataset.src, location.href).hostname.replace(/^www\./, '');
