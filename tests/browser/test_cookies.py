@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import expect
+from playwright.sync_api import Browser, expect
 
 from tests.browser.visitor import Shop
 
@@ -62,6 +62,20 @@ def test_consent_cookie_holds_id_receipt_revision_choices_and_times(shop: Shop) 
     choices = {"necessary": True, "functional": True, "analytics": False, "advertising": False}
     assert read_consent(cookie["value"], 1) == choices
     assert read_consent(cookie["value"], 2) is None and read_consent(None, 1) is None
+
+
+def test_consent_cookie_is_secure_on_https(browser: Browser, pages: Any) -> None:
+    context = browser.new_context(ignore_https_errors=True)
+    try:
+        shop = Shop(context.new_page(), pages, pages.service)
+        shop.visit(secure=True)
+        assert shop.page.url.startswith("https://")
+        shop.click("accept")
+        shop.page.wait_for_function("() => consent.id !== null")
+        cookie = shop.cookie()
+        assert cookie is not None and (cookie["secure"], cookie["sameSite"]) == (True, "Lax")
+    finally:
+        context.close()
 
 
 def test_consent_cookie_is_shared_on_the_inventory_cookie_domain(shop: Shop) -> None:
