@@ -73,6 +73,18 @@ class Service:
         self.url = url
         self.database = database
 
+    def stored_same_site(self, name: str = "consent") -> str | None:
+        """The SameSite attribute the cookie was set with, as Chromium stores it (None when absent).
+
+        ``context.cookies()`` reports a missing attribute as Chromium's default, "Lax"; the DevTools protocol does not.
+        """
+        session = self.page.context.new_cdp_session(self.page)
+        try:
+            cookies = session.send("Network.getCookies")["cookies"]
+        finally:
+            session.detach()
+        return next((c.get("sameSite") for c in cookies if c["name"] == name), None)
+
     def records(self, site: str = "demo") -> list[dict[str, Any]]:
         """Every record of ``site`` in the log, oldest first."""
         with sqlite3.connect(self.database) as connection:
@@ -160,6 +172,18 @@ class Shop:
     def cookie(self, name: str = "consent") -> dict[str, Any] | None:
         """A cookie the browser holds for the page, with its attributes."""
         return next((c for c in self.page.context.cookies() if c["name"] == name), None)
+
+    def stored_same_site(self, name: str = "consent") -> str | None:
+        """The SameSite attribute the cookie was set with, as Chromium stores it (None when absent).
+
+        ``context.cookies()`` reports a missing attribute as Chromium's default, "Lax"; the DevTools protocol does not.
+        """
+        session = self.page.context.new_cdp_session(self.page)
+        try:
+            cookies = session.send("Network.getCookies")["cookies"]
+        finally:
+            session.detach()
+        return next((c.get("sameSite") for c in cookies if c["name"] == name), None)
 
     def records(self, site: str = "demo") -> list[dict[str, Any]]:
         """The records this visitor's pages sent, oldest first."""
