@@ -26,8 +26,7 @@ CACHE_CONTROL = "public, max-age=300"
 # details (descriptions, cookie table) come from the public inventory when asked for.
 BANNER_TEXT_KEYS = (
     "title", "intro", "policy", "accept_all", "reject_all", "customise", "save", "close", "preferences",
-    "always_on", "gpc_notice", "consent_id", "consent_date", "blocked", "load_once", "always_allow",
-    "withdraw", "download", "no_choice",
+    "always_on", "gpc_notice", "consent_id", "consent_date", "blocked", "load_once", "always_allow", "withdraw",
 )  # fmt: skip
 # One cached script per (site, inventory hash, service address); the address comes
 # from the Host header, so the cache is bounded against arbitrary hosts.

@@ -28,18 +28,17 @@ p{margin:0 0 .75rem}
 a{color:var(--c-accent)}
 .row{display:grid;grid-template-columns:repeat(auto-fit,minmax(9.5em,1fr));gap:.5rem}
 button{cursor:pointer;border-radius:var(--c-radius);padding:.6rem 1rem;border:2px solid var(--c-accent);background:var(--c-accent);color:var(--c-accent-fg);font-weight:600;min-height:44px}
-.row button{width:100%}
 :focus-visible{outline:3px solid var(--c-focus);outline-offset:2px}
 .note{border-left:4px solid var(--c-accent);padding-left:.6rem}
 dialog{width:min(42rem,calc(100% - 1rem));max-height:calc(100% - 1rem);padding:0;border-radius:var(--c-radius)}
 dialog[open]{display:flex;flex-direction:column}
 dialog::backdrop{background:#0008}
-.head,.foot{display:flex;align-items:center;gap:.5rem;padding:.75rem 1.25rem}
-.head{justify-content:space-between;border-bottom:1px solid var(--c-muted)}
+.head,.foot,.body{padding:.75rem 1.25rem}
+.head{display:flex;align-items:center;justify-content:space-between;border-bottom:1px solid var(--c-muted)}
 .head h2{margin:0}
 .head button{padding:.3rem .8rem}
-.foot{display:block;border-top:1px solid var(--c-muted)}
-.body{overflow:auto;padding:1rem 1.25rem}
+.foot{border-top:1px solid var(--c-muted)}
+.body{overflow:auto}
 .cat{border-top:1px solid var(--c-muted);padding:.6rem 0}
 label{display:flex;gap:.6rem;align-items:center;font-weight:700}
 input{width:1.3rem;height:1.3rem;margin:0;accent-color:var(--c-accent)}
@@ -95,11 +94,7 @@ summary{cursor:pointer;color:var(--c-accent);margin:.25rem 0}
 
   /** First site language matching ?lang, <html lang>, then navigator.languages; else the default. @return {string} */
   function pickLanguage() {
-    let query = null;
-    try {
-      query = new URLSearchParams(location.search).get('lang');
-    } catch (e) {}
-    const wanted = [query, document.documentElement.lang].concat(navigator.languages || [navigator.language]);
+    const wanted = [new URLSearchParams(location.search).get('lang'), document.documentElement.lang].concat(navigator.languages || [navigator.language]);
     for (const w of wanted) {
       if (!w) continue;
       const low = w.toLowerCase();
@@ -334,13 +329,12 @@ summary{cursor:pointer;color:var(--c-accent);margin:.25rem 0}
     const box = f.getBoundingClientRect();
     const host = document.createElement('div');
     host.consentFrame = f;
-    host.style.width = (box.width || +f.width || 300) + 'px';
-    host.style.height = (box.height || +f.height || 150) + 'px';
-    // Sit where the embed sat: same box, same baseline (overflow makes an inline-block's baseline its bottom edge).
     const shown = getComputedStyle(f);
-    host.style.display = shown.display === 'inline' ? 'inline-block' : shown.display;
-    host.style.verticalAlign = shown.verticalAlign;
-    host.style.overflow = 'hidden';
+    // Sit where the embed sat: same box, same baseline (overflow makes an inline-block's baseline its bottom edge).
+    Object.assign(host.style, {
+      width: (box.width || +f.width || 300) + 'px', height: (box.height || +f.height || 150) + 'px',
+      display: shown.display === 'inline' ? 'inline-block' : shown.display, verticalAlign: shown.verticalAlign, overflow: 'hidden',
+    });
     let provider = f.dataset.provider;
     try {
       provider = provider || new URL(f.dataset.src, location.href).hostname.replace(/^www\./, '');
@@ -475,11 +469,10 @@ summary{cursor:pointer;color:var(--c-accent);margin:.25rem 0}
         c.key === 'advertising' ? ui.notice('c-note-ad') : null,
       ]);
     });
-    const who = state && state.id ? [
+    const who = el('div', { class: 'who' }, state && state.id ? [
       el('p', {}, [t('consent_id') + ': ', el('code', {}, [state.id])]),
       el('p', {}, [t('consent_date') + ': ' + new Date(state.given).toLocaleString(lang)]),
-      state.receipt ? el('p', {}, [el('a', { href: ENDPOINT + '/' + state.id + '?receipt=' + encodeURIComponent(state.receipt), download: '' }, [t('download')])]) : null,
-    ] : [el('p', {}, [t('no_choice')])];
+    ] : []);
     const save = button('save', t('save'), () => {
       const picked = {};
       for (const c of OPTIONAL) picked[c] = toggles[c].checked;
@@ -490,7 +483,7 @@ summary{cursor:pointer;color:var(--c-accent);margin:.25rem 0}
         el('h2', { id: 'c-prefs' }, [t('preferences')]),
         el('button', { type: 'button', 'data-action': 'close', 'aria-label': t('close'), onclick: () => d.close() }, ['×']),
       ]),
-      el('div', { class: 'body' }, [el('p', { id: 'c-prefs-intro' }, [t('intro')])].concat(categories, who)),
+      el('div', { class: 'body' }, [el('p', { id: 'c-prefs-intro' }, [t('intro')])].concat(categories, [who])),
       el('div', { class: 'foot' }, [buttons(save, !!current && OPTIONAL.some((c) => current[c]))]),
     );
     if (!details) details = fetch(CONFIG.api + '/api/v1/sites/' + CONFIG.site + '/inventory', { credentials: 'omit' })
@@ -498,9 +491,15 @@ summary{cursor:pointer;color:var(--c-accent);margin:.25rem 0}
     details.then(describe, () => { details = null; });
   }
 
-  /** Add each category's description and its cookies (name, provider, purpose, expiry) from the inventory. */
+  /** Add each category's description and cookies (name, provider, purpose, expiry), and the history link. */
   function describe(inventory) {
     const words = inventory.texts[lang];
+    const who = ui.dialog.querySelector('.who');
+    if (who && !who.querySelector('a')) {
+      who.append(state && state.id && state.receipt
+        ? el('p', {}, [el('a', { href: ENDPOINT + '/' + state.id + '?receipt=' + encodeURIComponent(state.receipt), download: '' }, [words.download])])
+        : el('p', {}, [state && state.id ? '' : words.no_choice]));
+    }
     for (const c of inventory.categories) {
       const box = ui.dialog.querySelector('[data-category="' + c.key + '"]');
       if (!box || box.querySelector('details')) continue;
