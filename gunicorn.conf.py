@@ -16,5 +16,5 @@ timeout = int(os.environ.get("CONSENT_TIMEOUT", "300"))
 graceful_timeout = 30
 keepalive = 2
 # No client address and no query string in the access log: both can be personal data.
-accesslog = os.environ.get("CONSENT_ACCESS_LOG", "-")
+accesslog = os.environ.get("CONSENT_ACCESS_LOG", "-") or None
 access_log_format = '%(t)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
