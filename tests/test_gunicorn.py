@@ -56,6 +56,7 @@ def test_four_workers_writing_at_once_lose_nothing(make_app, database_url):
         "CONSENT_WORKERS": "4",
         "CONSENT_DATABASE_URL": database_url,
         "CONSENT_SECRET_KEY": "test-secret-key",
+        "CONSENT_ADMIN_TOKENS": "test-admin-token",
         "CONSENT_INVENTORY": str(ROOT / "cookies.yaml"),
         "CONSENT_ACCESS_LOG": "",
     }
