@@ -12,7 +12,8 @@ DEFAULT_SECRET_KEY = "demo-only-secret-key-set-CONSENT_SECRET_KEY"
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the service: configuration, inventory, database, errors, then the routes."""
-    app = Flask(__name__, instance_relative_config=True, static_folder=None)
+    # templates/ and static/ sit at the project root, beside this package.
+    app = Flask(__name__, instance_relative_config=True, static_folder=None, template_folder="../templates")
     app.config.from_mapping(
         SECRET_KEY=DEFAULT_SECRET_KEY,
         DATABASE_URL=None,
@@ -38,7 +39,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         hops = int(app.config["TRUSTED_PROXIES"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
-    from consent import api, database, errors, health, inventory, limits, metrics, request_log, security
+    from consent import api, database, errors, health, inventory, limits, metrics, openapi, request_log, security
 
     security.init_app(app, DEFAULT_SECRET_KEY)
     request_log.init_app(app)
@@ -49,4 +50,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     metrics.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(openapi.bp)
     return app
