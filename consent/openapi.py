@@ -184,7 +184,8 @@ def build_spec() -> APISpec:
         operations={
             "get": {
                 "summary": "A visitor's consent history",
-                "description": "Authorised by the visitor's receipt (X-Consent-Receipt header or ?receipt=) or an admin token.",
+                "description": "Authorised by the visitor's receipt (X-Consent-Receipt header or ?receipt=) "
+                "or an admin token.",
                 "parameters": [
                     {"name": "X-Consent-Receipt", "in": "header", "required": False, "schema": {"type": "string"}},
                     {"name": "receipt", "in": "query", "required": False, "schema": {"type": "string"}},
