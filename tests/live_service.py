@@ -17,6 +17,7 @@ import urllib.request
 from collections import Counter
 from pathlib import Path
 from types import TracebackType
+from typing import NoReturn
 
 import pytest
 from flask_migrate import upgrade
@@ -76,7 +77,8 @@ class LiveService:
         self.base = f"http://127.0.0.1:{self.port}"
         self.workers = workers
         # A file, not a pipe: a worker logging many warnings must never block on a full pipe.
-        self._stderr = tempfile.TemporaryFile(mode="w+")
+        # Append mode: the workers keep appending while this process seeks to read it.
+        self._stderr = tempfile.TemporaryFile(mode="a+")
         self.env = {
             **os.environ,
             "PYTHONPATH": str(ROOT),
@@ -172,7 +174,7 @@ class LiveService:
         return self._stderr.read()
 
 
-def missing_service(reason: str) -> None:
+def missing_service(reason: str) -> NoReturn:
     """Skip a test whose service or program is missing here; under ``CI=true`` fail it instead."""
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(reason)

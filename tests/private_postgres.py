@@ -54,10 +54,14 @@ class PrivateCluster:
         self.data = self.folder / "data"
         self.log = self.folder / "server.log"
         self.port = free_port()
-        if os.geteuid() == 0:
-            account = pwd.getpwnam(SERVER_USER)
-            os.chown(self.folder, account.pw_uid, account.pw_gid)
-        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync")
+        try:
+            if os.geteuid() == 0:
+                account = pwd.getpwnam(SERVER_USER)
+                os.chown(self.folder, account.pw_uid, account.pw_gid)
+            self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync")
+        except BaseException:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            raise
 
     @property
     def url(self) -> str:
