@@ -80,7 +80,8 @@ def running_service() -> Iterator[str]:
         "CONSENT_BIND": f"127.0.0.1:{port}",
         "CONSENT_WORKERS": "2",
         "CONSENT_DATABASE_URL": f"sqlite:///{folder / 'consent.db'}",
-        "CONSENT_SECRET_KEY": "bench-secret",
+        "CONSENT_SECRET_KEY": "bench-secret-for-the-banner-budget",
+        "CONSENT_ADMIN_TOKENS": "bench-admin-token",
         "CONSENT_INVENTORY": str(folder / "cookies.yaml"),
         "CONSENT_ACCESS_LOG": str(folder / "access.log"),
     }
