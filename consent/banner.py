@@ -31,6 +31,8 @@ BANNER_TEXT_KEYS = (
 # One cached script per (site, inventory hash, service address); the address comes
 # from the Host header, so the cache is bounded against arbitrary hosts.
 CACHE_LIMIT = 64
+# A space next to one of these never separates two words in the banner's source.
+TIGHT = frozenset("=,{}();:?<>|&!*[]")
 
 bp = Blueprint(
     "banner",
@@ -102,10 +104,44 @@ def without_comments(source: str) -> str:
     return "\n".join(kept) + "\n"
 
 
+def _tightened(line: str, in_template: bool) -> tuple[str, bool, bool]:
+    """The line without spaces next to punctuation outside quotes; whether a template is open at its end;
+    whether it has a slash outside quotes (a regular expression or a division, left alone)."""
+    kept: list[str] = []
+    quote = "`" if in_template else ""
+    slash = escaped = False
+    for index, char in enumerate(line):
+        if quote:
+            escaped, quote = (not escaped and char == "\\"), ("" if char == quote and not escaped else quote)
+        elif char in "'\"`":
+            quote = char
+        elif char == "/":
+            slash = True
+        elif char == " " and (kept[-1:] == [" "] or {kept[-1] if kept else "", line[index + 1 : index + 2]} & TIGHT):
+            continue
+        kept.append(char)
+    return "".join(kept), quote == "`", slash
+
+
+def compact(source: str) -> str:
+    """Spaces next to punctuation removed, except inside strings and templates and on lines with a slash.
+
+    Only spaces that cannot separate two words go (``a = b`` becomes ``a=b``), and
+    lines are never joined, so the script means what its source says.
+    """
+    lines = []
+    in_template = False
+    for line in source.split("\n"):
+        tightened, still_open, slash = _tightened(line, in_template)
+        lines.append(line if in_template or slash else tightened)
+        in_template = still_open
+    return "\n".join(lines)
+
+
 def build_script(site: Site, service_url: str, source: str) -> BuiltScript:
     """The banner source, without comments, with the site's configuration in place of its marker."""
     config = json.dumps(banner_config(site, service_url), ensure_ascii=False, separators=(",", ":"))
-    plain = without_comments(source).replace(CONFIG_MARKER, config, 1).encode()
+    plain = compact(without_comments(source)).replace(CONFIG_MARKER, config, 1).encode()
     digest = hashlib.sha256(plain).hexdigest()[:32]
     return BuiltScript(plain, gzip.compress(plain, compresslevel=9, mtime=0), digest)
 

@@ -4,7 +4,8 @@
   'use strict';
 
   const CONFIG = /*__CONSENT_CONFIG__*/ null;
-  if (!CONFIG || window.consent) return;
+  // Loaded twice: keep the first. (An element with id="consent" also shows up as window.consent.)
+  if (!CONFIG || (window.consent && window.consent.get)) return;
 
   const COOKIE = 'consent';
   const OPTIONAL = ['functional', 'analytics', 'advertising'];
@@ -367,7 +368,7 @@ summary{cursor:pointer;color:var(--c-accent);margin:.25rem 0}
     writeCookie();
     saveQueue(loadQueue().concat([{
       event_id: uuid(), action: action, choices: current, revision: CONFIG.revision, language: lang,
-      page_url: location.href, gpc: privacySignal, dnt: dnt,
+      page_url: location.origin + location.pathname, gpc: privacySignal, dnt: dnt,
     }]));
     hideAll();
     applyChoices();
@@ -440,7 +441,7 @@ summary{cursor:pointer;color:var(--c-accent);margin:.25rem 0}
     const root = shadow(host);
     const policy = el('a', { href: CONFIG.policy_url }, [t('policy')]);
     const notice = (id) => (privacySignal || dnt ? el('p', { class: 'note', id: id }, [t('gpc_notice')]) : null);
-    const layer = el('section', { class: 'layer ' + CONFIG.layout, role: 'dialog', 'aria-labelledby': 'c-title', 'aria-describedby': 'c-intro', tabindex: '-1', hidden: true, lang: lang }, [
+    const layer = el('section', { class: 'layer ' + CONFIG.layout, role: 'dialog', 'aria-labelledby': 'c-title', 'aria-describedby': privacySignal || dnt ? 'c-intro c-note' : 'c-intro', tabindex: '-1', hidden: true, lang: lang }, [
       el('h2', { id: 'c-title' }, [t('title')]),
       el('p', { id: 'c-intro' }, [t('intro') + ' ', policy]),
       notice('c-note'),

@@ -14,7 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from consent.banner import CONFIG_MARKER, without_comments
+from consent.banner import CONFIG_MARKER, compact, without_comments
 from consent.models import InventoryVersion, db
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -119,10 +119,25 @@ def test_comments_are_dropped_and_code_kept() -> None:
     assert without_comments(source) == "(function () {\nconst CSS = `\n*{margin:0}\n`;\ngo();\n})();\n"
 
 
+@pytest.mark.parametrize(
+    ("source", "served"),
+    [
+        ("const a = b ? 'x = y' : c;", "const a=b?'x = y':c;"),
+        ('if (x) { y("a , b") }', 'if(x){y("a , b")}'),
+        ("return a + +b - -c;", "return a + +b - -c;"),
+        ("const r = /\\s+ = /; x = a / 2;", "const r = /\\s+ = /; x = a / 2;"),
+        ("s = 'it\\'s = ok' ; t = 1", "s='it\\'s = ok';t=1"),
+        ("const CSS = `\na { b: c }\n` ; go ( )", "const CSS=`\na { b: c }\n` ; go ( )"),
+    ],
+)
+def test_compact_drops_only_spaces_that_separate_no_words(source: str, served: str) -> None:
+    assert compact(source) == served
+
+
 def test_served_script_keeps_the_source_marker_out() -> None:
     source = (ROOT / "static" / "banner.js").read_text(encoding="utf-8")
     assert source.count(CONFIG_MARKER) == 1
-    assert CONFIG_MARKER in without_comments(source)
+    assert CONFIG_MARKER in compact(without_comments(source))
 
 
 def test_demo_page_embeds_the_banner_under_a_strict_policy(client: FlaskClient) -> None:
