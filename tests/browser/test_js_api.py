@@ -55,3 +55,10 @@ def test_withdraw_records_refuses_everything_and_fires_change(shop: Shop) -> Non
         ("accept_all", 1, 1, 1),
         ("withdraw", 0, 0, 0),
     ]
+
+
+def test_a_page_element_with_id_consent_does_not_stop_the_banner(shop: Shop) -> None:
+    # Browsers expose an element with id="consent" as window.consent until the banner replaces it.
+    page = shop.visit('<main><div id="consent">Terms of consent</div></main>')
+    expect(shop.banner).to_be_visible()
+    assert page.evaluate("typeof consent.get") == "function"
