@@ -24,12 +24,13 @@
 .bar{left:0;right:0;bottom:0;border-width:1px 0 0}
 .box{left:50%;top:50%;translate:-50% -50%;width:min(34rem,calc(100% - 1rem));max-height:calc(100% - 1rem);border-radius:var(--c-radius)}
 [hidden]{display:none}
-h2{font-size:1.15em;margin:0 0 .4rem}
+h2{font-size:1.15em;font-weight:700;margin:0 0 .4rem}
 p{margin:0 0 .75rem}
 a{color:var(--c-accent)}
 .row{display:grid;grid-template-columns:repeat(auto-fit,minmax(9.5em,1fr));gap:.5rem}
 button{cursor:pointer;border-radius:var(--c-radius);padding:.6rem 1rem;border:2px solid var(--c-accent);background:var(--c-accent);color:var(--c-accent-fg);font-weight:600;min-height:44px}
 :focus-visible{outline:3px solid var(--c-focus);outline-offset:2px}
+.layer:focus{outline:0}
 .note{border-left:4px solid var(--c-accent);padding-left:.6rem}
 dialog{width:min(42rem,calc(100% - 1rem));max-height:calc(100% - 1rem);padding:0;border-radius:var(--c-radius)}
 dialog[open]{display:flex;flex-direction:column}
@@ -44,7 +45,8 @@ dialog::backdrop{background:#0008}
 label{display:flex;gap:.6rem;align-items:center;font-weight:700}
 input{width:1.3rem;height:1.3rem;margin:0;accent-color:var(--c-accent)}
 .cat p{margin:.25rem 0;color:var(--c-muted)}
-table{width:100%;border-collapse:collapse;table-layout:fixed;overflow-wrap:anywhere;font-size:.9em}
+details{overflow-x:auto}
+table{width:100%;border-collapse:collapse;font-size:.9em}
 th,td{text-align:left;vertical-align:top;padding:.25rem;border-bottom:1px solid var(--c-muted)}
 summary{cursor:pointer;color:var(--c-accent);margin:.25rem 0}
 .ph{display:flex;flex-direction:column;justify-content:center;gap:.75rem;padding:1rem;height:100%;border-radius:var(--c-radius)}
