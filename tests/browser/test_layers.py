@@ -114,3 +114,11 @@ def test_withdrawing_takes_no_more_clicks_than_giving(shop: Shop) -> None:
     assert [r["action"] for r in records] == ["accept_all", "withdraw", "accept_all", "withdraw"]
     assert [r["analytics"] for r in records] == [1, 0, 1, 0]
     assert len({r["consent_id"] for r in records}) == 1
+
+
+def test_banner_also_starts_from_a_blocking_script_in_head(shop: Shop) -> None:
+    # Run before <body> exists: the banner waits for it.
+    shop.visit(loading="")
+    expect(shop.banner).to_be_visible()
+    shop.click("reject")
+    assert shop.page.evaluate("consent.get().analytics") is False

@@ -124,10 +124,11 @@ class Pages:
         host: str = "127.0.0.1",
         query: str = "",
         secure: bool = False,
+        loading: str = "async",
     ) -> str:
         """Register a page; return its URL."""
         path = f"/page{len(self.site.pages) + 1}.html"
-        script = f'<script src="{self.service.url}/s/{site}/banner.js" async></script>'
+        script = f'<script src="{self.service.url}/s/{site}/banner.js" {loading}></script>'
         html = (
             f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8"><title>Shop page</title>'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">{head}{script}</head>'
