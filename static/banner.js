@@ -74,7 +74,7 @@ summary{cursor:pointer;color:var(--c-accent);margin:.25rem 0}
   let memoryQueue = [];
   let details = null;
 
-  // ---- small pure helpers ----
+  // ---- small pure functions ----
 
   /** Text `key` in the visitor's language. @param {string} key @return {string} */
   function t(key) {
