@@ -32,12 +32,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         hops = int(app.config["TRUSTED_PROXIES"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
-    from consent import api, database, declaration, errors, health, inventory
+    from consent import api, banner, database, declaration, errors, health, inventory
 
     inventory.init_app(app)
     database.init_app(app)
     errors.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(banner.bp)
     app.register_blueprint(declaration.bp)
     return app
