@@ -201,8 +201,12 @@ def privacy_page(
     lang: str = "en",
     banner: str = "before",
     csp: bool = True,
+    container: str = "",
 ) -> str:
-    """A privacy page with the widget and the banner (``before`` it, ``after`` it, ``late`` or ``none``)."""
+    """A privacy page with the widget and the banner (``before`` it, ``after`` it, ``late`` or ``none``).
+
+    ``container`` adds attributes to the widget's ``div``, such as ``data-lang="en"``.
+    """
     base = f"{service.url}/s/{service.site}"
     banner_tag = f'<script src="{base}/banner.js" async></script>'
     widget_tag = f'<script src="{base}/declaration.js" async></script>'
@@ -220,7 +224,7 @@ def privacy_page(
 <body>
 <h1>Privacy</h1>
 <p>How we use cookies:</p>
-<div id="consent-declaration"></div>
+<div id="consent-declaration"{container}></div>
 </body>
 </html>"""
     headers = {"Content-Security-Policy": strict_csp(service)} if csp else {}

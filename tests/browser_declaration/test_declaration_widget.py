@@ -58,6 +58,20 @@ def test_widget_renders_the_declaration_in_the_page_language(page: Page, pages: 
         expect(declaration.get_by_role("button", name=name)).to_be_disabled()
 
 
+def test_container_attributes_choose_language_and_heading_level(
+    page: Page, pages: PageServer, service: Service
+) -> None:
+    attributes = ' data-lang="en" data-heading-level="3"'
+    page.goto(privacy_page(pages, service, path="/privatebeleid", lang="nl", banner="none", container=attributes))
+    declaration = widget(page)
+    expect(declaration).to_have_attribute("lang", "en")
+    expect(declaration.get_by_role("heading", level=3)).to_have_text(
+        ["Cookie preferences", "Strictly necessary", "Functional", "Analytics", "Advertising"]
+    )
+    expect(declaration.get_by_role("heading", level=2)).to_have_count(0)
+    expect(declaration.get_by_role("table", name="Analytics").get_by_role("cell", name="13 months")).to_be_visible()
+
+
 def test_widget_takes_on_the_pages_fonts_and_colours(page: Page, pages: PageServer, service: Service) -> None:
     page.goto(privacy_page(pages, service, banner="none"))
     cell = widget(page).get_by_role("cell").first
@@ -88,8 +102,8 @@ def test_change_opens_the_banner_preferences(page: Page, pages: PageServer, serv
     expect(preferences).to_be_hidden()
     widget(page).get_by_role("button", name="Change your consent").click()
     expect(preferences).to_be_visible()
-    expect(preferences.get_by_role("checkbox", name="Analytics")).to_be_checked()
-    preferences.get_by_role("checkbox", name="Analytics").uncheck()
+    expect(preferences.get_by_role("switch", name="Analytics")).to_be_checked()
+    preferences.get_by_role("switch", name="Analytics").uncheck()
     preferences.get_by_role("button", name="Save choices").click()
     expect(widget(page).locator("dd[data-consent-category='analytics']")).to_have_text("Not allowed")
 
