@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 from collections.abc import Callable
@@ -212,13 +213,21 @@ def test_widget_carries_the_same_texts_as_the_inventory(app: Flask, client: Flas
     assert declaration["first_served_at"].startswith(served.strftime("%Y-%m-%dT%H:%M:%S"))
 
 
-def test_widget_is_cacheable_and_revalidated(client: FlaskClient) -> None:
-    first = client.get("/s/demo/declaration.js")
-    assert first.headers["Cache-Control"] == "public, max-age=300"
-    etag = first.headers["ETag"]
-    again = client.get("/s/demo/declaration.js", headers={"If-None-Match": etag})
-    assert again.status_code == 304
-    assert again.data == b""
+def test_widget_is_cacheable_compressed_and_revalidated(client: FlaskClient) -> None:
+    plain = client.get("/s/demo/declaration.js")
+    packed = client.get("/s/demo/declaration.js", headers={"Accept-Encoding": "gzip, br"})
+    assert plain.headers["Cache-Control"] == packed.headers["Cache-Control"] == "public, max-age=300"
+    assert "Accept-Encoding" in packed.headers["Vary"]
+    assert packed.headers["Content-Encoding"] == "gzip"
+    assert "Content-Encoding" not in plain.headers
+    assert gzip.decompress(packed.data) == plain.data
+    assert len(packed.data) < len(plain.data) / 2
+    assert plain.headers["ETag"] != packed.headers["ETag"]
+    for response, encoding in ((plain, "identity"), (packed, "gzip")):
+        headers = {"If-None-Match": response.headers["ETag"], "Accept-Encoding": encoding}
+        again = client.get("/s/demo/declaration.js", headers=headers)
+        assert again.status_code == 304
+        assert again.data == b""
 
 
 def test_hostile_inventory_is_escaped_in_the_page(make_app: Callable[..., Flask]) -> None:
