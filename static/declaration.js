@@ -233,7 +233,10 @@
       if (state !== shown) status.replaceChildren(choiceNode(api, texts, language));
       shown = state;
       change.disabled = !api;
-      withdraw.disabled = !choice;
+      // Withdrawing is offered while some optional category is granted.
+      withdraw.disabled = !(choice && Object.keys(choice).some(function (key) {
+        return key !== "necessary" && choice[key] === true;
+      }));
       download.disabled = !(choice && api.id && api.receipt);
       // The consent ID and receipt arrive from the service shortly after a first choice.
       if (choice && download.disabled && refreshes++ < BANNER_WAIT_MS / POLL_MS) setTimeout(update, POLL_MS);

@@ -118,6 +118,8 @@ def test_one_click_withdrawal_is_recorded(page: Page, pages: PageServer, service
     assert [r["action"] for r in records] == ["accept_all", "withdraw"]
     assert [records[1][c] for c in ("necessary", *OPTIONAL)] == [1, 0, 0, 0]
     assert page.evaluate("window.consent.get()") == {"necessary": True, **dict.fromkeys(OPTIONAL, False)}
+    # Nothing is left to withdraw until something is granted again.
+    expect(widget(page).get_by_role("button", name="Withdraw consent")).to_be_disabled()
 
 
 def test_download_holds_only_this_visitors_history(
