@@ -16,5 +16,17 @@ timeout = int(os.environ.get("CONSENT_TIMEOUT", "300"))
 graceful_timeout = 30
 keepalive = 2
 # No client address and no query string in the access log: both can be personal data.
-accesslog = os.environ.get("CONSENT_ACCESS_LOG", "-")
+accesslog = os.environ.get("CONSENT_ACCESS_LOG", "-") or None
 access_log_format = '%(t)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
+
+# Metrics from every worker are added up through files in one folder.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    import tempfile
+
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="consent-metrics-")
+
+
+def child_exit(server, worker):  # noqa: ANN001, ANN201 - gunicorn hook signature
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

@@ -19,6 +19,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         ADMIN_TOKENS="",
         INVENTORY="cookies.yaml",
         RATELIMIT_STORAGE_URL="memory://",
+        # Many visitors can share one address (offices, mobile carriers): the
+        # per-client limit is generous; the per-site one bounds a flood.
+        RATELIMIT_CONSENT_PER_CLIENT="600 per minute",
+        RATELIMIT_CONSENT_PER_SITE="20000 per minute",
+        RATELIMIT_ENABLED=True,
+        DEMO=False,
         MAX_CONTENT_LENGTH=16 * 1024,
         TRUSTED_PROXIES=0,
     )
@@ -32,11 +38,27 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         hops = int(app.config["TRUSTED_PROXIES"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
-    from consent import api, banner, database, declaration, errors, health, inventory
+    from consent import (
+        api,
+        banner,
+        database,
+        declaration,
+        errors,
+        health,
+        inventory,
+        limits,
+        metrics,
+        request_log,
+        security,
+    )
 
+    security.init_app(app, DEFAULT_SECRET_KEY)
+    request_log.init_app(app)
     inventory.init_app(app)
     database.init_app(app)
     errors.init_app(app)
+    limits.init_app(app)
+    metrics.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(banner.bp)

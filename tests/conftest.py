@@ -78,14 +78,15 @@ def make_app(database_url: str) -> Iterator[Callable[..., Flask]]:
         return app
 
     yield factory
-    for app in apps[:1]:
-        with app.app_context():
-            for table in reversed(db.metadata.sorted_tables):
-                db.session.execute(delete(table))
-            db.session.commit()
     for app in apps:
         with app.app_context():
             db.engine.dispose()
+    cleaner = create_app(_config(database_url))
+    with cleaner.app_context():
+        for table in reversed(db.metadata.sorted_tables):
+            db.session.execute(delete(table))
+        db.session.commit()
+        db.engine.dispose()
 
 
 @pytest.fixture
