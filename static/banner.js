@@ -233,17 +233,23 @@ summary{cursor:pointer;color:var(--c-accent);margin:.25rem 0}
     fetch(ENDPOINT, { method: 'POST', body: body(record), headers: { 'Content-Type': 'text/plain' }, keepalive: true, credentials: 'omit' })
       .then((r) => {
         if (r.status >= 500 || r.status === 429) throw new Error('retry later');
+        if (r.status === 403 && state && state.id) {
+          // The stored receipt is no longer accepted: start a new consent history with this record.
+          state.id = state.receipt = '';
+          return { retry: true };
+        }
         if (!r.ok) return null; // refused for good: keeping it would block every later record
         return r.json();
       })
       .then((answer) => {
+        flushing = false;
+        if (answer && answer.retry) return flush();
         if (answer && state && answer.consent_id) {
           state.id = answer.consent_id;
           state.receipt = answer.receipt;
           writeCookie();
         }
         drop(record);
-        flushing = false;
         flush();
       })
       .catch(() => {
