@@ -224,6 +224,7 @@
     const download = element("button", { type: "button", "data-consent-action": "download" }, [texts.download]);
     let refreshes = 0;
     let shown = null;
+    let refresh = 0;
 
     /** Show the banner's current state; the live region changes only when the state does. */
     function update() {
@@ -239,7 +240,8 @@
       }));
       download.disabled = !(choice && api.id && api.receipt);
       // The consent ID and receipt arrive from the service shortly after a first choice.
-      if (choice && download.disabled && refreshes++ < BANNER_WAIT_MS / POLL_MS) setTimeout(update, POLL_MS);
+      clearTimeout(refresh);
+      if (choice && download.disabled && refreshes++ < BANNER_WAIT_MS / POLL_MS) refresh = setTimeout(update, POLL_MS);
     }
 
     change.addEventListener("click", function () { if (window.consent) window.consent.open(); });
@@ -257,7 +259,6 @@
     container.setAttribute("lang", language);
     container.replaceChildren(own, ...declarationNodes(container, texts, language));
     document.addEventListener("consent:change", function () { refreshes = 0; update(); });
-    document.addEventListener("consent:ready", update);
     update();
     waitForBanner(update);
   }
