@@ -12,7 +12,8 @@ DEFAULT_SECRET_KEY = "demo-only-secret-key-set-CONSENT_SECRET_KEY"
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the service: configuration, inventory, database, errors, then the routes."""
-    app = Flask(__name__, instance_relative_config=True, static_folder=None)
+    # templates/ and static/ sit at the project root, beside this package.
+    app = Flask(__name__, instance_relative_config=True, static_folder=None, template_folder="../templates")
     app.config.from_mapping(
         SECRET_KEY=DEFAULT_SECRET_KEY,
         DATABASE_URL=None,
@@ -48,6 +49,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         inventory,
         limits,
         metrics,
+        openapi,
         request_log,
         security,
     )
@@ -63,4 +65,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(banner.bp)
     app.register_blueprint(declaration.bp)
+    app.register_blueprint(openapi.bp)
     return app
