@@ -68,7 +68,6 @@ def banner_config(site: Site, service_url: str) -> dict[str, Any]:
         "site": site.key,
         "api": service_url,
         "revision": site.revision,
-        "hash": site.hash,
         "languages": list(site.languages),
         "layout": site.layout,
         "cookie_domain": site.cookie_domain,

@@ -22,10 +22,10 @@
 .layer{position:fixed;z-index:2147483646;overflow:auto;max-height:100%;padding:1rem 1.25rem;animation:c-in .25s ease-out}
 .bar{left:0;right:0;bottom:0;border-width:1px 0 0}
 .box{left:50%;top:50%;translate:-50% -50%;width:min(34rem,calc(100% - 1rem));max-height:calc(100% - 1rem);border-radius:var(--c-radius)}
-.layer[hidden],[hidden]{display:none}
-h2{font-size:1.15em;font-weight:700;margin:0 0 .4rem}
+[hidden]{display:none}
+h2{font-size:1.15em;margin:0 0 .4rem}
 p{margin:0 0 .75rem}
-a{color:var(--c-accent);text-decoration:underline}
+a{color:var(--c-accent)}
 .row{display:grid;grid-template-columns:repeat(auto-fit,minmax(9.5em,1fr));gap:.5rem}
 button{cursor:pointer;border-radius:var(--c-radius);padding:.6rem 1rem;border:2px solid var(--c-accent);background:var(--c-accent);color:var(--c-accent-fg);font-weight:600;min-height:44px}
 .row button{width:100%}
@@ -79,12 +79,6 @@ summary{cursor:pointer;color:var(--c-accent);margin:.25rem 0}
     return CONFIG.texts[lang][key] || '';
   }
 
-  /** A category's label in the visitor's language. @param {string} key @return {string} */
-  function label(key) {
-    const category = CONFIG.categories.find((c) => c.key === key);
-    return category ? category.label[lang] : key;
-  }
-
   /** ISO 8601 of a time in ms. @param {number} ms @return {string} */
   function iso(ms) {
     return new Date(ms).toISOString();
@@ -92,12 +86,11 @@ summary{cursor:pointer;color:var(--c-accent);margin:.25rem 0}
 
   /** A random UUID v4, also outside secure contexts. @return {string} */
   function uuid() {
-    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
-    const b = crypto.getRandomValues(new Uint8Array(16));
-    b[6] = (b[6] & 15) | 64;
-    b[8] = (b[8] & 63) | 128;
-    const h = Array.from(b, (x) => (x + 256).toString(16).slice(1)).join('');
-    return [h.slice(0, 8), h.slice(8, 12), h.slice(12, 16), h.slice(16, 20), h.slice(20)].join('-');
+    if (crypto.randomUUID) return crypto.randomUUID();
+    // Outside secure contexts: version 4 and variant bits set by hand.
+    const hex = Array.from(crypto.getRandomValues(new Uint8Array(16)), (x, i) =>
+      (i === 6 ? (x & 15) | 64 : i === 8 ? (x & 63) | 128 : x).toString(16).padStart(2, '0')).join('');
+    return hex.replace(/(.{8})(.{4})(.{4})(.{4})/, '$1-$2-$3-$4-');
   }
 
   /** First site language matching ?lang, <html lang>, then navigator.languages; else the default. @return {string} */
@@ -238,7 +231,8 @@ summary{cursor:pointer;color:var(--c-accent);margin:.25rem 0}
           state.id = state.receipt = '';
           return { retry: true };
         }
-        if (!r.ok) return null; // refused for good: keeping it would block every later record
+        // Refused for good (422, 413...): keeping it would block every later record.
+        if (!r.ok) return null;
         return r.json();
       })
       .then((answer) => {
@@ -302,7 +296,8 @@ summary{cursor:pointer;color:var(--c-accent);margin:.25rem 0}
     const fresh = document.createElement('script');
     for (const a of old.attributes) if (a.name !== 'type') fresh.setAttribute(a.name, a.value);
     if (old.dataset.type) fresh.type = old.dataset.type;
-    fresh.nonce = old.nonce; // the attribute reads "" once the page has loaded; the property keeps it
+    // The nonce attribute reads "" once the page has loaded; the property keeps it.
+    fresh.nonce = old.nonce;
     if (old.src) {
       scriptRunning = true;
       fresh.onload = fresh.onerror = () => {
@@ -341,19 +336,23 @@ summary{cursor:pointer;color:var(--c-accent);margin:.25rem 0}
     host.consentFrame = f;
     host.style.width = (box.width || +f.width || 300) + 'px';
     host.style.height = (box.height || +f.height || 150) + 'px';
-    host.style.display = 'inline-block';
+    // Sit where the embed sat: same box, same baseline (overflow makes an inline-block's baseline its bottom edge).
+    const shown = getComputedStyle(f);
+    host.style.display = shown.display === 'inline' ? 'inline-block' : shown.display;
+    host.style.verticalAlign = shown.verticalAlign;
+    host.style.overflow = 'hidden';
     let provider = f.dataset.provider;
     try {
       provider = provider || new URL(f.dataset.src, location.href).hostname.replace(/^www\./, '');
     } catch (e) {}
     const category = f.dataset.consent.split(/\s+/)[0];
-    const text = t('blocked').replace('{provider}', provider).replace('{category}', label(category));
+    const text = t('blocked').replace('{provider}', provider).replace('{category}', CONFIG.categories.find((c) => c.key === category).label[lang]);
     const root = shadow(host);
     root.append(el('div', { class: 'ph', role: 'group', 'aria-label': text }, [
       el('p', {}, [text]),
       el('div', {}, [
-        el('button', { type: 'button', onclick: () => loadFrame(f) }, [t('load_once')]),
-        el('button', { type: 'button', onclick: () => choose('custom', Object.assign(complete(current), { [category]: true })) }, [t('always_allow')]),
+        button('load', t('load_once'), () => loadFrame(f)),
+        button('allow', t('always_allow'), () => choose('custom', Object.assign(complete(current), { [category]: true }))),
       ]),
     ]));
     f.hidden = true;
@@ -370,7 +369,7 @@ summary{cursor:pointer;color:var(--c-accent);margin:.25rem 0}
   function choose(action, choices) {
     const now = Date.now();
     current = complete(choices);
-    state = { id: state ? state.id : '', receipt: state ? state.receipt : '', revision: CONFIG.revision, choices: current, given: iso(now) };
+    state = Object.assign({ id: '', receipt: '' }, state, { revision: CONFIG.revision, choices: current, given: iso(now) });
     writeCookie();
     saveQueue(loadQueue().concat([{
       event_id: uuid(), action: action, choices: current, revision: CONFIG.revision, language: lang,
@@ -399,6 +398,11 @@ summary{cursor:pointer;color:var(--c-accent);margin:.25rem 0}
   }
 
   // ---- the user interface, in an open shadow root ----
+
+  /** A button that does `onclick`, marked with its action. @return {HTMLButtonElement} */
+  function button(action, text, onclick) {
+    return el('button', { type: 'button', 'data-action': action, onclick: onclick }, [text]);
+  }
 
   /** Create an element. @param {string} tag @param {Object} attrs @param {Array} children @return {HTMLElement} */
   function el(tag, attrs, children) {
@@ -429,8 +433,8 @@ summary{cursor:pointer;color:var(--c-accent);margin:.25rem 0}
   /** Three equal buttons: Accept all, Reject all (Withdraw once something is granted), and a third. @return {HTMLElement} */
   function buttons(third, withdrawing) {
     return el('div', { class: 'row' }, [
-      el('button', { type: 'button', 'data-action': 'accept', onclick: () => choose('accept_all', { functional: true, analytics: true, advertising: !privacySignal && !dnt }) }, [t('accept_all')]),
-      el('button', { type: 'button', 'data-action': 'reject', onclick: () => choose(withdrawing ? 'withdraw' : 'reject_all', {}) }, [t(withdrawing ? 'withdraw' : 'reject_all')]),
+      button('accept', t('accept_all'), () => choose('accept_all', { functional: true, analytics: true, advertising: !privacySignal && !dnt })),
+      button('reject', t(withdrawing ? 'withdraw' : 'reject_all'), () => choose(withdrawing ? 'withdraw' : 'reject_all', {})),
       third,
     ]);
   }
@@ -446,7 +450,7 @@ summary{cursor:pointer;color:var(--c-accent);margin:.25rem 0}
       el('h2', { id: 'c-title' }, [t('title')]),
       el('p', { id: 'c-intro' }, [t('intro') + ' ', policy]),
       notice('c-note'),
-      buttons(el('button', { type: 'button', 'data-action': 'customise', onclick: () => open() }, [t('customise')]), false),
+      buttons(button('customise', t('customise'), () => open()), false),
     ]);
     const dialog = el('dialog', { 'aria-labelledby': 'c-prefs', 'aria-describedby': 'c-prefs-intro', lang: lang });
     dialog.addEventListener('close', closed);
@@ -476,11 +480,11 @@ summary{cursor:pointer;color:var(--c-accent);margin:.25rem 0}
       el('p', {}, [t('consent_date') + ': ' + new Date(state.given).toLocaleString(lang)]),
       state.receipt ? el('p', {}, [el('a', { href: ENDPOINT + '/' + state.id + '?receipt=' + encodeURIComponent(state.receipt), download: '' }, [t('download')])]) : null,
     ] : [el('p', {}, [t('no_choice')])];
-    const save = el('button', { type: 'button', 'data-action': 'save', onclick: () => {
+    const save = button('save', t('save'), () => {
       const picked = {};
       for (const c of OPTIONAL) picked[c] = toggles[c].checked;
       choose('custom', picked);
-    } }, [t('save')]);
+    });
     d.replaceChildren(
       el('div', { class: 'head' }, [
         el('h2', { id: 'c-prefs' }, [t('preferences')]),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -78,12 +79,34 @@ def embedding_site() -> Iterator[EmbeddingSite]:
 
 
 @pytest.fixture(scope="session")
-def service(embedding_site: EmbeddingSite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+def secure_site(embedding_site: EmbeddingSite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddingSite]:
+    """The same pages over https, with a throwaway self-signed certificate."""
+    folder = tmp_path_factory.mktemp("tls")
+    key, certificate = folder / "key.pem", folder / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-keyout", str(key), "-out", str(certificate)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(certificate, key)
+    server = EmbeddingSite(tls, plain=embedding_site)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="session")
+def service(
+    embedding_site: EmbeddingSite, secure_site: EmbeddingSite, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Service]:
     """gunicorn serving the service on its own port, after the migrations."""
     folder = tmp_path_factory.mktemp("service")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    origins = [embedding_site.origin(), embedding_site.origin("www.shop.test"), url]
+    origins = [embedding_site.origin(), embedding_site.origin("www.shop.test"), secure_site.origin(), url]
     database = folder / "consent.db"
     env = {
         **os.environ,
@@ -143,8 +166,8 @@ def page(context: BrowserContext) -> Page:
 
 
 @pytest.fixture
-def pages(embedding_site: EmbeddingSite, service: Service) -> Pages:
-    return Pages(embedding_site, service)
+def pages(embedding_site: EmbeddingSite, secure_site: EmbeddingSite, service: Service) -> Pages:
+    return Pages(embedding_site, secure_site, service)
 
 
 @pytest.fixture

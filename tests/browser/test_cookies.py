@@ -2,18 +2,34 @@
 
 from __future__ import annotations
 
+import re
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
-from playwright.sync_api import expect
+from playwright.sync_api import Browser, expect
 
 from tests.browser.visitor import Shop
+
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def parse_consent_cookie(value: str) -> dict[str, str] | None:
     """The README's backend example: ``key:value`` pairs separated by ``|``."""
     fields = dict(part.split(":", 1) for part in value.split("|") if ":" in part)
     return fields if fields.get("v") == "1" else None
+
+
+def readme_read_consent() -> Callable[[str | None, int], dict[str, bool] | None]:
+    """The backend example from the README section "The consent cookie", as documented."""
+    section = README.read_text(encoding="utf-8").split("## The consent cookie", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S)
+    assert code is not None
+    namespace: dict[str, Any] = {}
+    exec(code.group(1), namespace)  # noqa: S102 (the project's own documentation)
+    return namespace["read_consent"]  # type: ignore[no-any-return]
 
 
 def _set_cookies(shop: Shop, *cookies: str) -> None:
@@ -42,6 +58,24 @@ def test_consent_cookie_holds_id_receipt_revision_choices_and_times(shop: Shop) 
     # The receipt in the cookie is the one the service issued for this visitor.
     history = shop.service.history(fields["id"], receipt=fields["receipt"])
     assert [r["action"] for r in history["records"]] == ["custom"]
+    read_consent = readme_read_consent()
+    choices = {"necessary": True, "functional": True, "analytics": False, "advertising": False}
+    assert read_consent(cookie["value"], 1) == choices
+    assert read_consent(cookie["value"], 2) is None and read_consent(None, 1) is None
+
+
+def test_consent_cookie_is_secure_on_https(browser: Browser, pages: Any) -> None:
+    context = browser.new_context(ignore_https_errors=True)
+    try:
+        shop = Shop(context.new_page(), pages, pages.service)
+        shop.visit(secure=True)
+        assert shop.page.url.startswith("https://")
+        shop.click("accept")
+        shop.page.wait_for_function("() => consent.id !== null")
+        cookie = shop.cookie()
+        assert cookie is not None and (cookie["secure"], cookie["sameSite"]) == (True, "Lax")
+    finally:
+        context.close()
 
 
 def test_consent_cookie_is_shared_on_the_inventory_cookie_domain(shop: Shop) -> None:

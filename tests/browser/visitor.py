@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import ssl
 import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,17 +17,23 @@ ADMIN_TOKEN = "browser-test-admin-token"
 
 
 class EmbeddingSite(ThreadingHTTPServer):
-    """A third-party site: serves registered pages with their headers; ``/slow.js`` answers late."""
+    """A third-party site: serves registered pages with their headers; ``/slow.js`` answers late.
+
+    With ``tls`` it serves https, sharing the pages of the plain site it is given.
+    """
 
     daemon_threads = True
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None, plain: EmbeddingSite | None = None) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
-        self.pages: dict[str, tuple[str, dict[str, str]]] = {}
+        if tls is not None:
+            self.socket = tls.wrap_socket(self.socket, server_side=True)
+        self.scheme = "https" if tls else "http"
+        self.pages: dict[str, tuple[str, dict[str, str]]] = plain.pages if plain else {}
         self.port = int(self.server_address[1])
 
     def origin(self, host: str = "127.0.0.1") -> str:
-        return f"http://{host}:{self.port}"
+        return f"{self.scheme}://{host}:{self.port}"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -84,8 +91,9 @@ class Service:
 class Pages:
     """Builds embedding pages on the third-party site, each with the banner's one script tag."""
 
-    def __init__(self, site: EmbeddingSite, service: Service) -> None:
+    def __init__(self, site: EmbeddingSite, secure_site: EmbeddingSite, service: Service) -> None:
         self.site = site
+        self.secure_site = secure_site
         self.service = service
 
     def strict_csp(self, extra_script_src: str = "") -> str:
@@ -103,6 +111,7 @@ class Pages:
         csp: str | None = "strict",
         host: str = "127.0.0.1",
         query: str = "",
+        secure: bool = False,
     ) -> str:
         """Register a page; return its URL."""
         path = f"/page{len(self.site.pages) + 1}.html"
@@ -114,7 +123,7 @@ class Pages:
         )
         headers = {} if csp is None else {"Content-Security-Policy": self.strict_csp() if csp == "strict" else csp}
         self.site.pages[path] = (html, headers)
-        return f"{self.site.origin(host)}{path}{query}"
+        return f"{(self.secure_site if secure else self.site).origin(host)}{path}{query}"
 
 
 class Shop:
