@@ -43,6 +43,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         api,
         banner,
         database,
+        declaration,
         errors,
         health,
         inventory,
@@ -62,6 +63,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     metrics.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
-    app.register_blueprint(openapi.bp)
     app.register_blueprint(banner.bp)
+    app.register_blueprint(declaration.bp)
+    app.register_blueprint(openapi.bp)
     return app
