@@ -12,13 +12,20 @@ DEFAULT_SECRET_KEY = "demo-only-secret-key-set-CONSENT_SECRET_KEY"
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the service: configuration, inventory, database, errors, then the routes."""
-    app = Flask(__name__, instance_relative_config=True, static_folder=None)
+    # templates/ and static/ sit at the project root, beside this package.
+    app = Flask(__name__, instance_relative_config=True, static_folder=None, template_folder="../templates")
     app.config.from_mapping(
         SECRET_KEY=DEFAULT_SECRET_KEY,
         DATABASE_URL=None,
         ADMIN_TOKENS="",
         INVENTORY="cookies.yaml",
         RATELIMIT_STORAGE_URL="memory://",
+        # Many visitors can share one address (offices, mobile carriers): the
+        # per-client limit is generous; the per-site one bounds a flood.
+        RATELIMIT_CONSENT_PER_CLIENT="600 per minute",
+        RATELIMIT_CONSENT_PER_SITE="20000 per minute",
+        RATELIMIT_ENABLED=True,
+        DEMO=False,
         MAX_CONTENT_LENGTH=16 * 1024,
         TRUSTED_PROXIES=0,
     )
@@ -32,11 +39,31 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         hops = int(app.config["TRUSTED_PROXIES"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
-    from consent import api, database, errors, health, inventory
+    from consent import (
+        api,
+        banner,
+        database,
+        declaration,
+        errors,
+        health,
+        inventory,
+        limits,
+        metrics,
+        openapi,
+        request_log,
+        security,
+    )
 
+    security.init_app(app, DEFAULT_SECRET_KEY)
+    request_log.init_app(app)
     inventory.init_app(app)
     database.init_app(app)
     errors.init_app(app)
+    limits.init_app(app)
+    metrics.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(banner.bp)
+    app.register_blueprint(declaration.bp)
+    app.register_blueprint(openapi.bp)
     return app

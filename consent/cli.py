@@ -8,10 +8,12 @@ import sys
 from pathlib import Path
 
 import click
+from flask import Flask
 from flask.cli import FlaskGroup
 
 from consent import create_app
 from consent.inventory import InventoryError, load_inventory
+from consent.security import ConfigurationError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,11 +42,10 @@ def serve_command(bind: str) -> None:
     """Upgrade the database, then serve with gunicorn."""
     from flask_migrate import upgrade
 
-    try:
-        app = create_app()
-    except InventoryError as error:
-        click.echo("\n".join(error.errors), err=True)
-        raise SystemExit(1) from None
+    if not os.environ.get("CONSENT_SECRET_KEY"):
+        os.environ.setdefault("CONSENT_DEMO", "1")
+        click.echo("CONSENT_SECRET_KEY is not set: serving the demo (receipts signed with a demo key)", err=True)
+    app = _create_app()
     with app.app_context():
         upgrade()
     gunicorn = shutil.which("gunicorn")
@@ -55,12 +56,14 @@ def serve_command(bind: str) -> None:
     os.execv(gunicorn, [gunicorn, "wsgi:app"])
 
 
-def _create_app() -> object:
+def _create_app() -> Flask:
     try:
         return create_app()
     except InventoryError as error:
         click.echo("\n".join(error.errors), err=True)
-        sys.exit(1)
+    except ConfigurationError as error:
+        click.echo(str(error), err=True)
+    sys.exit(1)
 
 
 cli = FlaskGroup(create_app=_create_app, help="Cookie consent service: inventory, consent log, exports.")

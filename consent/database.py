@@ -44,7 +44,8 @@ def init_app(app: Flask) -> None:
     """Bind Flask-SQLAlchemy and the migrations to ``app``."""
     url = database_url(app)
     app.config["SQLALCHEMY_DATABASE_URI"] = url
-    options: dict[str, Any] = {"pool_pre_ping": True}
+    # hide_parameters keeps personal data (addresses, URLs) out of error messages and logs.
+    options: dict[str, Any] = {"pool_pre_ping": True, "hide_parameters": True}
     if url.startswith("postgresql"):
         options["connect_args"] = {"connect_timeout": 3}
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", options)

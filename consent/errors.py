@@ -42,7 +42,10 @@ def error_body(status: int, message: str, fields: dict[str, Any] | None = None) 
 
 def _http_error(error: HTTPException) -> ResponseReturnValue:
     status = error.code or 500
-    response = jsonify(error_body(status, error.description or "", getattr(error, "fields", None)))
+    message = error.description or ""
+    if status == 429:
+        message = f"too many requests ({message}); retry after the time in Retry-After"
+    response = jsonify(error_body(status, message, getattr(error, "fields", None)))
     response.status_code = status
     for name, value in error.get_headers():
         if name.lower() not in ("content-type", "content-length"):

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from consent.database import dialect_insert
 from consent.errors import ApiError
 from consent.inventory import Site
+from consent.metrics import RECORDS_WRITTEN
 from consent.models import ConsentRecord, InventoryVersion, db, utcnow
 from consent.texts import CATEGORIES
 
@@ -183,6 +184,7 @@ def record_consent(site: Site, data: dict[str, Any], ip: str | None, user_agent:
     record_id = db.session.execute(statement).scalar()
     if record_id is not None:
         db.session.commit()
+        RECORDS_WRITTEN.labels(site.key, data["action"]).inc()
         return response_body(
             site.key, values["consent_id"], values["recorded_at"], record_id, values["record_hash"]
         ), True

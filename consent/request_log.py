@@ -1,0 +1,46 @@
+"""Structured JSON logs with a request id, and nothing personal in them."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+
+from flask import Flask, Response, g, has_request_context, request
+from pythonjsonlogger.json import JsonFormatter
+
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds the current request's id and route (never its address or query) to each record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if has_request_context():
+            record.request_id = g.get("request_id", "-")
+            record.route = request.url_rule.rule if request.url_rule else request.path
+            record.method = request.method
+        return True
+
+
+def _assign_request_id() -> None:
+    given = request.headers.get("X-Request-ID", "")
+    g.request_id = given if REQUEST_ID.match(given) else uuid.uuid4().hex
+
+
+def _echo_request_id(response: Response) -> Response:
+    if "request_id" in g:
+        response.headers["X-Request-ID"] = g.request_id
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Log JSON lines to stderr and tag each request with an ``X-Request-ID``."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter("{asctime}{levelname}{name}{message}", style="{"))
+    handler.addFilter(RequestIdFilter())
+    app.logger.handlers[:] = [handler]
+    app.logger.setLevel(logging.INFO)
+    app.logger.propagate = False
+    app.before_request(_assign_request_id)
+    app.after_request(_echo_request_id)

@@ -1,0 +1,48 @@
+"""Security headers on every response, and refusing to start with demo secrets in production."""
+
+from __future__ import annotations
+
+from flask import Flask, Response
+
+from consent.auth import admin_tokens
+
+# The service's own HTML pages need nothing from elsewhere; JSON needs nothing at all.
+HTML_POLICY = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+OTHER_POLICY = "default-src 'none'; frame-ancestors 'none'"
+
+
+class ConfigurationError(Exception):
+    """The configuration is unsafe or incomplete for running outside the demo."""
+
+
+def _headers(response: Response) -> Response:
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+    if response.mimetype == "text/html":
+        response.headers.setdefault("Content-Security-Policy", HTML_POLICY)
+        response.headers.setdefault("X-Frame-Options", "DENY")
+    elif response.mimetype != "text/javascript":
+        response.headers.setdefault("Content-Security-Policy", OTHER_POLICY)
+    return response
+
+
+def check_secrets(app: Flask, default_secret: str) -> None:
+    """Refuse to run outside debug, tests or the demo with the demo key or no admin credential."""
+    if app.debug or app.testing or app.config.get("DEMO"):
+        return
+    problems = []
+    if app.config["SECRET_KEY"] in (default_secret, "", None):
+        problems.append("set CONSENT_SECRET_KEY to a long random value")
+    with app.app_context():
+        if not admin_tokens():
+            problems.append("set CONSENT_ADMIN_TOKENS to at least one admin token")
+    if problems:
+        raise ConfigurationError(
+            "refusing to start outside the demo: " + "; ".join(problems) + " (or CONSENT_DEMO=1 for the demo)"
+        )
+
+
+def init_app(app: Flask, default_secret: str) -> None:
+    """Check the secrets, then add the headers to every response."""
+    check_secrets(app, default_secret)
+    app.after_request(_headers)
