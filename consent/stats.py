@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 import click
 from flask import Flask
 from flask.cli import with_appcontext
-from sqlalchemy import Integer, case, cast, delete, func, select
+from sqlalchemy import ColumnElement, Date, Integer, case, cast, delete, func, select
 
 from consent.database import dialect_insert
 from consent.inventory import sites
@@ -91,21 +92,34 @@ def _midnight(day: date) -> datetime:
     return datetime.combine(day, time(0), tzinfo=UTC)
 
 
-def count_span(site: str, start: datetime, end: datetime) -> Counts:
-    """Count the site's records with ``start <= recorded_at < end`` in one query."""
+def _utc_day() -> ColumnElement[Any]:
+    """The UTC day of a record, in SQL."""
+    if db.engine.dialect.name == "postgresql":
+        return cast(func.timezone("UTC", ConsentRecord.recorded_at), Date)
+    return func.date(ConsentRecord.recorded_at)  # SQLite keeps UTC as text: "YYYY-MM-DD HH:MM:SS..."
+
+
+def count_days(site: str, first: date, end: date) -> dict[date, Counts]:
+    """Count the site's records per UTC day from ``first`` up to, not including, ``end``, in one query."""
     record = ConsentRecord
-    columns = [func.count()]
-    columns += [func.coalesce(func.sum(case((record.action == action, 1), else_=0)), 0) for action in ACTIONS]
-    columns += [func.coalesce(func.sum(cast(getattr(record, part), Integer)), 0) for part in (*OPTIONAL, "gpc")]
-    row = db.session.execute(
-        select(*columns).where(
+    day = _utc_day().label("day")
+    columns: list[Any] = [day, func.count()]
+    columns += [func.sum(case((record.action == action, 1), else_=0)) for action in ACTIONS]
+    columns += [func.sum(cast(getattr(record, part), Integer)) for part in (*OPTIONAL, "gpc")]
+    rows = db.session.execute(
+        select(*columns)
+        .where(
             record.site == site,
-            record.recorded_at >= start,
-            record.recorded_at < end,
+            record.recorded_at >= _midnight(first),
+            record.recorded_at < _midnight(end),
             record.action.in_(ACTIONS),
         )
-    ).one()
-    return Counts(*(int(value) for value in row))
+        .group_by(day)
+    )
+    counted = {when: Counts() for when in _day_range(first, end)}
+    for when, *values in rows:
+        counted[when if isinstance(when, date) else date.fromisoformat(when)] = Counts(*(int(v) for v in values))
+    return counted
 
 
 def _stored_days(site: str, first: date, last: date) -> dict[date, Counts]:
@@ -138,8 +152,15 @@ def _first_record_day(site: str) -> date | None:
     return first.astimezone(UTC).date()
 
 
-def _count_day(site: str, day: date) -> Counts:
-    return count_span(site, _midnight(day), _midnight(day + timedelta(days=1)))
+def _runs(days: list[date]) -> list[tuple[date, date]]:
+    """Sorted days as runs of consecutive days: ``(first, end)`` with ``end`` excluded."""
+    runs: list[tuple[date, date]] = []
+    for day in days:
+        if runs and runs[-1][1] == day:
+            runs[-1] = (runs[-1][0], day + timedelta(days=1))
+        else:
+            runs.append((day, day + timedelta(days=1)))
+    return runs
 
 
 def site_stats(site: str, since: date | None = None, now: datetime | None = None) -> SiteStats:
@@ -149,21 +170,18 @@ def site_stats(site: str, since: date | None = None, now: datetime | None = None
     since = max(since or default_since(today), today - timedelta(days=MAX_DAYS - 1))
     settled = (now - SETTLING).date()  # the days before this one are complete
     known = _stored_days(site, since, settled - timedelta(days=1)) if since < settled else {}
-    missing = [day for day in _day_range(since, min(settled, today)) if day not in known]
+    missing = [day for day in _day_range(since, settled) if day not in known]
+    first = _first_record_day(site) if missing else None
+    # Days before the site's first record are zero: neither counted nor stored.
+    missing = [day for day in missing if first is not None and day >= first]
     if missing:
-        # Days before the site's first record are zero: neither counted nor stored.
-        first = _first_record_day(site)
-        counted = {day: _count_day(site, day) for day in missing if first is not None and day >= first}
-        if counted:
-            _store_days(site, counted)
+        counted: dict[date, Counts] = {}
+        for run in _runs(missing):
+            counted.update(count_days(site, *run))
+        _store_days(site, counted)
         known.update(counted)
-    days = []
-    for day in _day_range(since, today + timedelta(days=1)):
-        if day >= settled:
-            counts = _count_day(site, day)
-        else:
-            counts = known.get(day, Counts())
-        days.append(DayCounts(day, counts))
+    known.update(count_days(site, max(since, settled), today + timedelta(days=1)))
+    days = [DayCounts(day, known.get(day, Counts())) for day in _day_range(since, today + timedelta(days=1))]
     return SiteStats(site=site, since=since, until=today, days=days)
 
 

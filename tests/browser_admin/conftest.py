@@ -1,0 +1,117 @@
+"""Browser tests of the dashboard: Chromium against the real service under gunicorn.
+
+The service runs on a free port with a temporary SQLite log, the demo
+inventory and one dashboard user created with ``consent admin create``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("CONSENT_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+USERNAME = "dpo"
+PASSWORD = "a long dashboard password"
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    """The running service: its address and the URL of its SQLite log."""
+
+    url: str
+    database_url: str
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=1):
+                return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the service did not start:\n" + log.read_text()) from None
+            time.sleep(0.1)
+
+
+@pytest.fixture(scope="session")
+def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
+    """gunicorn serving the service, after the migrations and with one dashboard user."""
+    folder = tmp_path_factory.mktemp("dashboard")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    database_url = f"sqlite:///{folder / 'consent.db'}"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "CONSENT_BIND": f"127.0.0.1:{port}",
+        "CONSENT_WORKERS": "2",
+        "CONSENT_DATABASE_URL": database_url,
+        "CONSENT_SECRET_KEY": "browser-test-secret",
+        "CONSENT_ADMIN_TOKENS": "browser-admin-token",
+        "CONSENT_INVENTORY": str(ROOT / "cookies.yaml"),
+        "CONSENT_ACCESS_LOG": "",
+    }
+    consent = [sys.executable, "-m", "flask", "--app", "wsgi"]
+    subprocess.run([*consent, "db", "upgrade"], cwd=ROOT, env=env, check=True, capture_output=True, timeout=60)
+    create = [*consent, "admin", "create", USERNAME, "--password-stdin"]
+    subprocess.run(
+        create, cwd=ROOT, env=env, input=PASSWORD + "\n", text=True, check=True, capture_output=True, timeout=60
+    )
+    log_path = folder / "gunicorn.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "wsgi:app"], cwd=ROOT, env=env, stdout=log, stderr=log
+        )
+        try:
+            _wait_until_up(url, process, log_path)
+            yield Dashboard(url, database_url)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def context(browser: Browser) -> Iterator[BrowserContext]:
+    fresh = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-GB")
+    fresh.set_default_timeout(10_000)
+    yield fresh
+    fresh.close()
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Page:
+    return context.new_page()
