@@ -19,11 +19,25 @@ keepalive = 2
 accesslog = os.environ.get("CONSENT_ACCESS_LOG", "-") or None
 access_log_format = '%(t)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
 
-# Metrics from every worker are added up through files in one folder.
+# gunicorn's control socket sits at one path per user, so a second instance on
+# the same host would take it over; the service needs none (HUP reloads).
+control_socket_disable = True
+
+# Metrics from every worker are added up through files in one folder, made
+# for this master and removed when it stops.
+_metrics_folder = None
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     import tempfile
 
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="consent-metrics-")
+    _metrics_folder = tempfile.mkdtemp(prefix="consent-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_folder
+
+
+def on_exit(server):  # noqa: ANN001, ANN201 - gunicorn hook signature
+    if _metrics_folder:
+        import shutil
+
+        shutil.rmtree(_metrics_folder, ignore_errors=True)
 
 
 def child_exit(server, worker):  # noqa: ANN001, ANN201 - gunicorn hook signature

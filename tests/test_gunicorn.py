@@ -82,3 +82,40 @@ def test_four_workers_writing_at_once_lose_nothing(make_app, database_url):
     assert "database is locked" not in errors
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(ConsentRecord)) == 400
+
+
+def test_consent_serve_migrates_and_serves_the_demo(tmp_path):
+    port = free_port()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("CONSENT_SECRET_KEY", "CONSENT_ADMIN_TOKENS", "CONSENT_DEMO")
+    }
+    env.update(
+        CONSENT_DATABASE_URL=f"sqlite:///{tmp_path / 'serve.db'}",
+        CONSENT_INVENTORY=str(ROOT / "cookies.yaml"),
+        CONSENT_WORKERS="1",
+        CONSENT_ACCESS_LOG="",
+    )
+    server = subprocess.Popen(
+        [sys.executable, "-m", "consent", "serve", "--bind", f"127.0.0.1:{port}"],
+        cwd=tmp_path,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
+                    assert json.load(response) == {"status": "ready"}
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "consent serve did not start"
+                time.sleep(0.2)
+        assert post(f"http://127.0.0.1:{port}") == 201
+    finally:
+        server.terminate()
+        _, errors = server.communicate(timeout=30)
+    assert "serving the demo" in errors

@@ -48,12 +48,8 @@ def upgrade():
         sa.UniqueConstraint("site", "event_id", name=op.f("uq_consent_records_site")),
     )
     with op.batch_alter_table("consent_records", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_consent_records_site_consent_id", ["site", "consent_id"], unique=False
-        )
-        batch_op.create_index(
-            "ix_consent_records_site_recorded_at", ["site", "recorded_at"], unique=False
-        )
+        batch_op.create_index("ix_consent_records_site_consent_id", ["site", "consent_id"], unique=False)
+        batch_op.create_index("ix_consent_records_site_recorded_at", ["site", "recorded_at"], unique=False)
 
     op.create_table(
         "inventory_versions",

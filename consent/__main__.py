@@ -1,0 +1,5 @@
+"""``python -m consent``: the same as the ``consent`` command."""
+
+from consent.cli import main
+
+main()
