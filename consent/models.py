@@ -120,7 +120,7 @@ class AdminUser(db.Model):  # type: ignore[name-defined,misc]
 
 
 class DailyRollup(db.Model):  # type: ignore[name-defined,misc]
-    """One site's counts for one complete UTC day: a cache the dashboard reads instead of the log."""
+    """One site's counts for one UTC day, up to ``counted_until``: what the dashboard reads instead of the log."""
 
     __tablename__ = "daily_rollups"
 
@@ -135,6 +135,7 @@ class DailyRollup(db.Model):  # type: ignore[name-defined,misc]
     analytics: Mapped[int]
     advertising: Mapped[int]
     gpc: Mapped[int]
+    counted_until: Mapped[datetime] = mapped_column(UTCDateTime())
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

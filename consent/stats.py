@@ -1,23 +1,26 @@
 """Consent statistics per site and UTC day: the numbers of the dashboard and of ``consent stats``.
 
-Complete days are counted once and kept in ``daily_rollups``; only the days
-still being written (today, and yesterday for a few minutes after midnight)
-are counted live from the log. Nothing is added to the path that records
-consent. Records of a complete day change only when they are purged or
-forgotten: that code calls ``invalidate_rollups`` for the days it touched.
+Counting is done on read, never on the path that records consent, and kept in
+``daily_rollups``: each site's day holds its counts up to ``counted_until``.
+A view counts only what was recorded since then, adds it and moves the mark,
+so however large the log, a view reads stored rows plus a few minutes of
+records. The mark stays a few minutes behind the clock (records are timed
+before they are committed); those last minutes are counted live each time.
+Records of the past change only when purged or forgotten: that code calls
+``invalidate_rollups`` for the days it touched, which are then counted anew.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import click
 from flask import Flask
 from flask.cli import with_appcontext
-from sqlalchemy import ColumnElement, Date, Integer, case, cast, delete, func, select
+from sqlalchemy import ColumnElement, Date, Integer, case, cast, delete, func, select, update
 
 from consent.database import dialect_insert
 from consent.inventory import sites
@@ -26,8 +29,8 @@ from consent.recording import ACTIONS, OPTIONAL
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 3660
-# A record is timed before it is committed: a day counts as complete only a
-# while after midnight, once no record of it can still be on its way.
+# A record is timed before it is committed: counts are stored only up to a
+# few minutes ago, when no record of that time can still be on its way.
 SETTLING = timedelta(minutes=5)
 # Rows per INSERT when storing roll-ups (SQLite allows 32766 parameters per statement).
 STORE_BATCH = 500
@@ -99,8 +102,8 @@ def _utc_day() -> ColumnElement[Any]:
     return func.date(ConsentRecord.recorded_at)  # SQLite keeps UTC as text: "YYYY-MM-DD HH:MM:SS..."
 
 
-def count_days(site: str, first: date, end: date) -> dict[date, Counts]:
-    """Count the site's records per UTC day from ``first`` up to, not including, ``end``, in one query."""
+def count_by_day(site: str, start: datetime, end: datetime) -> dict[date, Counts]:
+    """Count the site's records with ``start <= recorded_at < end`` per UTC day, in one query."""
     record = ConsentRecord
     day = _utc_day().label("day")
     columns: list[Any] = [day, func.count()]
@@ -110,46 +113,53 @@ def count_days(site: str, first: date, end: date) -> dict[date, Counts]:
         select(*columns)
         .where(
             record.site == site,
-            record.recorded_at >= _midnight(first),
-            record.recorded_at < _midnight(end),
+            record.recorded_at >= start,
+            record.recorded_at < end,
             record.action.in_(ACTIONS),
         )
         .group_by(day)
     )
-    counted = {when: Counts() for when in _day_range(first, end)}
-    for when, *values in rows:
-        counted[when if isinstance(when, date) else date.fromisoformat(when)] = Counts(*(int(v) for v in values))
-    return counted
+    return {
+        when if isinstance(when, date) else date.fromisoformat(when): Counts(*(int(v) for v in values))
+        for when, *values in rows
+    }
 
 
-def _stored_days(site: str, first: date, last: date) -> dict[date, Counts]:
-    rows = db.session.scalars(
-        select(DailyRollup).where(DailyRollup.site == site, DailyRollup.day >= first, DailyRollup.day <= last)
-    )
-    names = [f.name for f in fields(Counts)]
-    return {row.day: Counts(*(getattr(row, name) for name in names)) for row in rows}
+def _stored(site: str, first: date, last: date) -> dict[date, DailyRollup]:
+    query = select(DailyRollup).where(DailyRollup.site == site, DailyRollup.day >= first, DailyRollup.day <= last)
+    return {row.day: row for row in db.session.scalars(query)}
 
 
-def _store_days(site: str, counted: dict[date, Counts]) -> None:
+def _counts(row: DailyRollup) -> Counts:
+    return Counts(*(getattr(row, f.name) for f in fields(Counts)))
+
+
+def _insert_days(site: str, counted: dict[date, Counts], marks: dict[date, datetime]) -> None:
     now = utcnow()
     values = [
-        {"site": site, "day": day, **{f.name: getattr(c, f.name) for f in fields(Counts)}, "computed_at": now}
-        for day, c in sorted(counted.items())
+        {"site": site, "day": day, **asdict(counts), "counted_until": marks[day], "computed_at": now}
+        for day, counts in sorted(counted.items())
     ]
     for start in range(0, len(values), STORE_BATCH):
-        # Two requests may count the same day at once: the first stored wins, and both are equal.
+        # Two views may count the same day at once: the first stored wins, and both are equal.
         statement = dialect_insert(DailyRollup).values(values[start : start + STORE_BATCH])
         db.session.execute(statement.on_conflict_do_nothing(index_elements=["site", "day"]))
-    db.session.commit()
+
+
+def _advance_day(row: DailyRollup, added: Counts, mark: datetime) -> None:
+    """Add ``added`` to a stored day and move its mark, unless another view moved it first."""
+    increments = {f.name: getattr(DailyRollup, f.name) + getattr(added, f.name) for f in fields(Counts)}
+    db.session.execute(
+        update(DailyRollup)
+        .where(DailyRollup.site == row.site, DailyRollup.day == row.day, DailyRollup.counted_until == row.counted_until)
+        .values(**increments, counted_until=mark, computed_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _first_record_day(site: str) -> date | None:
     first = db.session.scalar(select(func.min(ConsentRecord.recorded_at)).where(ConsentRecord.site == site))
-    if first is None:
-        return None
-    if first.tzinfo is None:
-        first = first.replace(tzinfo=UTC)
-    return first.astimezone(UTC).date()
+    return None if first is None else first.astimezone(UTC).date()
 
 
 def _runs(days: list[date]) -> list[tuple[date, date]]:
@@ -164,23 +174,35 @@ def _runs(days: list[date]) -> list[tuple[date, date]]:
 
 
 def site_stats(site: str, since: date | None = None, now: datetime | None = None) -> SiteStats:
-    """Counts per day from ``since`` (default: the last 30 days) to today, complete days from the roll-ups."""
+    """Counts per day from ``since`` (default: the last 30 days) to today, stored counts brought up to date."""
     now = now or utcnow()
     today = now.date()
     since = max(since or default_since(today), today - timedelta(days=MAX_DAYS - 1))
-    settled = (now - SETTLING).date()  # the days before this one are complete
-    known = _stored_days(site, since, settled - timedelta(days=1)) if since < settled else {}
-    missing = [day for day in _day_range(since, settled) if day not in known]
-    first = _first_record_day(site) if missing else None
-    # Days before the site's first record are zero: neither counted nor stored.
-    missing = [day for day in missing if first is not None and day >= first]
-    if missing:
-        counted: dict[date, Counts] = {}
-        for run in _runs(missing):
-            counted.update(count_days(site, *run))
-        _store_days(site, counted)
-        known.update(counted)
-    known.update(count_days(site, max(since, settled), today + timedelta(days=1)))
+    horizon = now - SETTLING  # recorded before this, a record is in the log
+    stored = _stored(site, since, today)
+    first = _first_record_day(site)
+    wanted = [day for day in _day_range(since, today + timedelta(days=1)) if first is not None and day >= first]
+    marks = {day: min(_midnight(day + timedelta(days=1)), horizon) for day in wanted}
+    marks = {day: mark for day, mark in marks.items() if mark > _midnight(day)}
+    known = {day: _counts(row) for day, row in stored.items()}
+    # Days never counted: one query per run of consecutive days.
+    fresh = [day for day in marks if day not in stored]
+    counted: dict[date, Counts] = {}
+    for first_day, end_day in _runs(fresh):
+        found = count_by_day(site, _midnight(first_day), min(_midnight(end_day), horizon))
+        counted.update({day: found.get(day, Counts()) for day in _day_range(first_day, end_day)})
+    _insert_days(site, counted, marks)
+    known.update(counted)
+    # Days counted up to an earlier mark (today, mostly): only the records since.
+    for day, row in stored.items():
+        if day in marks and row.counted_until < marks[day]:
+            added = count_by_day(site, row.counted_until, marks[day]).get(day, Counts())
+            _advance_day(row, added, marks[day])
+            known[day] = known[day] + added
+    db.session.commit()
+    # The last minutes, not yet settled: counted live on every view.
+    for day, counts in count_by_day(site, max(horizon, _midnight(since)), now + SETTLING).items():
+        known[day] = known.get(day, Counts()) + counts
     days = [DayCounts(day, known.get(day, Counts())) for day in _day_range(since, today + timedelta(days=1))]
     return SiteStats(site=site, since=since, until=today, days=days)
 

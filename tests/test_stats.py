@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from consent.models import DailyRollup, db
 from consent.stats import Counts, invalidate_rollups, percent, site_stats
@@ -66,13 +66,21 @@ def test_default_period_is_the_last_30_days_and_starts_empty(app):
     assert len(report.days) == 30 and report.totals == Counts()
 
 
-def test_complete_days_are_stored_once_and_read_back(app):
+def marks(app):
+    with app.app_context():
+        return {row.day: (row.records, row.counted_until) for row in db.session.scalars(select(DailyRollup))}
+
+
+def test_counted_days_are_stored_and_read_back_until_invalidated(app):
     three_days(app)
     with app.app_context():
         site_stats("demo", TODAY - timedelta(days=5), now=NOW)
-        stored = {row.day: row.records for row in db.session.scalars(select(DailyRollup))}
-        # Complete days from the first record on; not today, not the empty days before.
-        assert stored == {TODAY - timedelta(days=2): 4, TODAY - timedelta(days=1): 1}
+    # From the first record on (not the empty days before), each up to its end or five minutes ago.
+    assert marks(app) == {
+        TODAY - timedelta(days=2): (4, datetime.combine(TODAY - timedelta(days=1), datetime.min.time(), UTC)),
+        TODAY - timedelta(days=1): (1, datetime.combine(TODAY, datetime.min.time(), UTC)),
+        TODAY: (2, NOW - timedelta(minutes=5)),
+    }
     # A record slipped into a stored day is not seen until that day is invalidated...
     seed(app, [record("demo", at(1, 3), "custom", advertising=True)])
     with app.app_context():
@@ -85,23 +93,41 @@ def test_complete_days_are_stored_once_and_read_back(app):
     assert again[TODAY - timedelta(days=2)].records == 4
 
 
-def test_today_is_counted_live(app):
+def test_today_adds_only_what_was_recorded_since_the_last_view(app):
     three_days(app)
     with app.app_context():
         assert by_day(site_stats("demo", TODAY, now=NOW))[TODAY].records == 2
+    # Within the last five minutes: counted live, not stored yet.
     seed(app, [record("demo", NOW - timedelta(minutes=1), "withdraw")])
     with app.app_context():
         assert by_day(site_stats("demo", TODAY, now=NOW))[TODAY].records == 3
-        assert db.session.scalar(select(func.count()).select_from(DailyRollup)) == 0
-
-
-def test_yesterday_is_not_stored_until_it_has_settled(app):
-    three_days(app)
-    just_after_midnight = datetime.combine(TODAY, datetime.min.time(), tzinfo=UTC) + timedelta(minutes=2)
+    assert marks(app)[TODAY] == (2, NOW - timedelta(minutes=5))
+    # Ten minutes on, the record is added to the stored count and the mark moves.
+    later = NOW + timedelta(minutes=10)
+    seed(app, [record("demo", later - timedelta(minutes=1), "reject_all")])
     with app.app_context():
-        site_stats("demo", TODAY - timedelta(days=2), now=just_after_midnight)
-        stored = set(db.session.scalars(select(DailyRollup.day)))
-    assert stored == {TODAY - timedelta(days=2)}
+        assert by_day(site_stats("demo", TODAY, now=later))[TODAY] == Counts(
+            records=4, accept_all=1, reject_all=2, withdraw=1, functional=1, analytics=1, advertising=1, gpc=1
+        )
+    assert marks(app)[TODAY] == (3, later - timedelta(minutes=5))
+    # Counting is incremental: a record timed before the mark but written late is not re-read.
+    seed(app, [record("demo", at(0, 3), "reject_all")])
+    with app.app_context():
+        assert by_day(site_stats("demo", TODAY, now=later))[TODAY].records == 4
+
+
+def test_just_after_midnight_yesterday_is_finished_on_a_later_view(app):
+    three_days(app)
+    midnight = datetime.combine(TODAY, datetime.min.time(), tzinfo=UTC)
+    seed(app, [record("demo", midnight - timedelta(minutes=1), "reject_all")])
+    with app.app_context():
+        first = by_day(site_stats("demo", TODAY - timedelta(days=1), now=midnight + timedelta(minutes=2)))
+    assert first[TODAY - timedelta(days=1)].records == 2  # the late one counted live
+    assert marks(app)[TODAY - timedelta(days=1)] == (1, midnight - timedelta(minutes=3))
+    assert TODAY not in marks(app)
+    with app.app_context():
+        site_stats("demo", TODAY - timedelta(days=1), now=midnight + timedelta(minutes=10))
+    assert marks(app)[TODAY - timedelta(days=1)] == (2, midnight)
 
 
 def test_invalidating_every_day_of_a_site_leaves_other_sites(app):

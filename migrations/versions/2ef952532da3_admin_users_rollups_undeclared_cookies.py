@@ -41,6 +41,7 @@ def upgrade():
         sa.Column("analytics", sa.Integer(), nullable=False),
         sa.Column("advertising", sa.Integer(), nullable=False),
         sa.Column("gpc", sa.Integer(), nullable=False),
+        sa.Column("counted_until", sa.DateTime(timezone=True), nullable=False),
         sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("site", "day", name=op.f("pk_daily_rollups")),
     )
