@@ -1,7 +1,9 @@
 """Browser tests of the dashboard: Chromium against the real service under gunicorn.
 
 The service runs on a free port with a temporary SQLite log, the demo
-inventory and one dashboard user created with ``consent admin create``.
+inventory (its origins replaced by the test pages') and one dashboard user
+created with ``consent admin create``. A small threaded server on another
+port plays the site that embeds the banner, so CORS is real.
 """
 
 from __future__ import annotations
@@ -10,14 +12,18 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from ruamel.yaml import YAML
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CONSENT_CHROMIUM", "/usr/bin/chromium")
@@ -27,6 +33,62 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 USERNAME = "dpo"
 PASSWORD = "a long dashboard password"
+
+
+class ShopPages(ThreadingHTTPServer):
+    """Pages of a site that embeds the banner: ``/<anything>`` sets the cookies named in ``?set=`` first."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), ShopPage)
+        self.service = ""
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class ShopPage(BaseHTTPRequestHandler):
+    server: ShopPages
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        names = parse_qs(urlsplit(self.path).query).get("set", [""])[0].split(",")
+        setting = "".join(f'document.cookie = "{name}=1; path=/";' for name in names if name.isidentifier())
+        body = (
+            f"<!doctype html><html lang=en><head><title>Shop</title><script>{setting}</script>"
+            f'<script src="{self.server.service}/s/demo/banner.js" async></script></head>'
+            "<body><h1>Shop</h1></body></html>"
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="session")
+def shop_pages() -> Iterator[ShopPages]:
+    server = ShopPages()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def _inventory(folder: Path, origins: list[str]) -> Path:
+    """The demo inventory with the test pages' origins."""
+    yaml = YAML(typ="safe")
+    demo = yaml.load((ROOT / "cookies.yaml").read_text(encoding="utf-8"))
+    demo["origins"] = origins
+    path = folder / "demo.yaml"
+    with path.open("w", encoding="utf-8") as file:
+        yaml.dump(demo, file)
+    return path
 
 
 @dataclass(frozen=True)
@@ -56,11 +118,12 @@ def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> Non
 
 
 @pytest.fixture(scope="session")
-def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
+def dashboard(tmp_path_factory: pytest.TempPathFactory, shop_pages: ShopPages) -> Iterator[Dashboard]:
     """gunicorn serving the service, after the migrations and with one dashboard user."""
     folder = tmp_path_factory.mktemp("dashboard")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    shop_pages.service = url
     database_url = f"sqlite:///{folder / 'consent.db'}"
     env = {
         **os.environ,
@@ -70,7 +133,7 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
         "CONSENT_DATABASE_URL": database_url,
         "CONSENT_SECRET_KEY": "browser-test-secret",
         "CONSENT_ADMIN_TOKENS": "browser-admin-token",
-        "CONSENT_INVENTORY": str(ROOT / "cookies.yaml"),
+        "CONSENT_INVENTORY": str(_inventory(folder, [shop_pages.origin, url])),
         "CONSENT_ACCESS_LOG": "",
     }
     consent = [sys.executable, "-m", "flask", "--app", "wsgi"]

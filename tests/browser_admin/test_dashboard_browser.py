@@ -111,4 +111,3 @@ def test_usable_on_a_phone(browser, dashboard: Dashboard, seeded):
         assert lookup is not None and lookup["height"] >= 40  # a comfortable tap target
     finally:
         phone.close()
-
