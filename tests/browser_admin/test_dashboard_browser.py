@@ -10,7 +10,7 @@ from playwright.sync_api import Page, expect
 from consent import create_app
 from consent.models import db
 from tests.admin_seed import record, seed
-from tests.browser_admin.conftest import PASSWORD, USERNAME, Dashboard
+from tests.browser_admin.conftest import USERNAME, Dashboard, log_in
 
 VISITOR = "5c6d7e8f-1a2b-4c3d-8e9f-0a1b2c3d4e5f"
 
@@ -35,15 +35,6 @@ def seeded(dashboard: Dashboard) -> dict[str, str]:
     with app.app_context():
         db.engine.dispose()
     return {"yesterday": yesterday.date().isoformat(), "today": now.date().isoformat()}
-
-
-def log_in(page: Page, dashboard: Dashboard) -> None:
-    page.goto(f"{dashboard.url}/admin")
-    expect(page).to_have_url(f"{dashboard.url}/admin/login?next=/admin")
-    page.get_by_label("Username").fill(USERNAME)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", name="Sites")).to_be_visible()
 
 
 def test_log_in_read_the_chart_look_up_a_visitor_and_log_out(page: Page, dashboard: Dashboard, seeded):
