@@ -182,10 +182,10 @@ def undeclared_command(site: str) -> None:
     if not found:
         click.echo(f"site {site}: no undeclared cookies reported")
         return
-    click.echo(f"{'name':<32}  {'page':<32}  {'reports':>7}  {'first seen':<16}  {'last seen':<16}")
+    click.echo(f"{'name':<32}  {'page':<32}  {'reports':>7}  {'first seen':<16}  last seen")
     for seen in found:
         first, last = (moment.strftime("%Y-%m-%d %H:%M") for moment in (seen.first_seen, seen.last_seen))
-        click.echo(f"{seen.name:<32}  {seen.page_path:<32}  {seen.reports:>7}  {first:<16}  {last:<16}")
+        click.echo(f"{seen.name:<32}  {seen.page_path:<32}  {seen.reports:>7}  {first:<16}  {last}")
 
 
 def _document(spec: APISpec) -> None:
