@@ -39,7 +39,20 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         hops = int(app.config["TRUSTED_PROXIES"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
-    from consent import api, database, errors, health, inventory, limits, metrics, openapi, request_log, security
+    from consent import (
+        api,
+        banner,
+        database,
+        declaration,
+        errors,
+        health,
+        inventory,
+        limits,
+        metrics,
+        openapi,
+        request_log,
+        security,
+    )
 
     security.init_app(app, DEFAULT_SECRET_KEY)
     request_log.init_app(app)
@@ -50,6 +63,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     metrics.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(banner.bp)
+    app.register_blueprint(declaration.bp)
     app.register_blueprint(openapi.bp)
     # The dashboard, its statistics and the undeclared-cookie reports.
     from consent import admin, stats, undeclared, users

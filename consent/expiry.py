@@ -74,13 +74,17 @@ class Expiry:
         return self.count * UNIT_SECONDS[self.unit]
 
     def text(self, language: str = "en") -> str:
-        """Display text such as ``13 months`` or ``1 dag`` in ``language`` (English fallback)."""
-        names = UNIT_NAMES.get(language, UNIT_NAMES["en"])
+        """Display text such as ``13 months`` or ``1 dag`` in ``language`` (English fallback).
+
+        A regional variant takes its language's units: ``nl-BE`` shows ``13 maanden``.
+        """
+        base = language.split("-")[0].lower()
+        names = UNIT_NAMES.get(language) or UNIT_NAMES.get(base) or UNIT_NAMES["en"]
         singular, plural = names[self.unit]
         if self.unit == "session":
             return singular
         # French treats 0 and 1 as singular; the other built-in languages only 1.
-        one = self.count in (0, 1) if language == "fr" else self.count == 1
+        one = self.count in (0, 1) if base == "fr" else self.count == 1
         return f"{self.count} {singular if one else plural}"
 
 

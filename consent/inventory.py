@@ -200,11 +200,16 @@ class Site:
         return self.default_language
 
 
+def _builtin(texts: Mapping[str, str], language: str) -> str | None:
+    """A built-in text for ``language`` or, for a regional variant like ``nl-BE``, its base language."""
+    return texts.get(language) or texts.get(language.split("-")[0])
+
+
 def _localised(given: Mapping[str, str], builtin: Mapping[str, str], languages: tuple[str, ...]) -> dict[str, str]:
     """A text for every site language: the site's own, the built-in one, then the default's."""
     default = languages[0]
-    fallback = given.get(default) or builtin.get(default) or builtin.get("en", "")
-    return {lang: given.get(lang) or builtin.get(lang) or fallback for lang in languages}
+    fallback = given.get(default) or _builtin(builtin, default) or builtin.get("en", "")
+    return {lang: given.get(lang) or _builtin(builtin, lang) or fallback for lang in languages}
 
 
 def _public(data: dict[str, Any], policy_url: str) -> dict[str, Any]:
@@ -224,7 +229,7 @@ def _public(data: dict[str, Any], policy_url: str) -> dict[str, Any]:
         "name": CONSENT_COOKIE,
         "match": "exact",
         "category": "necessary",
-        "provider": f"{data['name']} (first party)",
+        "provider": data["name"],
         "purpose": dict(CONSENT_COOKIE_PURPOSE),
         "expiry": f"{data['consent_max_age_days']} days",
     }
@@ -246,7 +251,11 @@ def _public(data: dict[str, Any], policy_url: str) -> dict[str, Any]:
         )
     texts = {
         lang: {
-            key: str(data["texts"].get(lang, {}).get(key) or BANNER_TEXTS.get(lang, {}).get(key) or value)
+            key: str(
+                data["texts"].get(lang, {}).get(key)
+                or BANNER_TEXTS.get(lang, BANNER_TEXTS.get(lang.split("-")[0], {})).get(key)
+                or value
+            )
             for key, value in BANNER_TEXTS["en"].items()
         }
         for lang in languages

@@ -134,3 +134,11 @@ def test_service_does_not_start_with_a_bad_inventory(tmp_path, database_url):
     path = write(tmp_path, VALID.replace("13 months", "forever"))
     with pytest.raises(InventoryError, match=f"{path}:12:"):
         create_app({"TESTING": True, "DATABASE_URL": database_url, "INVENTORY": str(path)})
+
+
+def test_regional_languages_get_their_base_language_texts(tmp_path):
+    path = write(tmp_path, VALID.replace("languages: [en, de]", "languages: [en, nl-BE]"))
+    site = load_inventory(path)["shop"]
+    assert site.public["texts"]["nl-BE"]["accept_all"] == "Alles accepteren"
+    analytics = next(c for c in site.public["categories"] if c["key"] == "analytics")
+    assert analytics["label"]["nl-BE"] == "Analyse"

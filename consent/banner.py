@@ -1,0 +1,208 @@
+"""The embed script ``/s/<site>/banner.js`` with the site's configuration inside, and the ``/demo`` shop."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Response, current_app, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+
+from consent.database import remember_inventory
+from consent.inventory import Site, get_site
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT_SOURCE = ROOT / "static" / "banner.js"
+CONFIG_MARKER = "/*__CONSENT_CONFIG__*/ null"
+# Browsers keep the script five minutes, then revalidate with its ETag: a new
+# revision reaches every visitor within minutes, and most page views cost nothing.
+CACHE_CONTROL = "public, max-age=300"
+# The strings the banner shows before the visitor opens the cookie details; those
+# details (descriptions, cookie table) come from the public inventory when asked for.
+BANNER_TEXT_KEYS = (
+    "title", "intro", "policy", "accept_all", "reject_all", "customise", "save", "close", "preferences",
+    "always_on", "gpc_notice", "consent_id", "consent_date", "blocked", "load_once", "always_allow", "withdraw",
+)  # fmt: skip
+# One cached script per (site, inventory hash, service address); the address comes
+# from the Host header, so the cache is bounded against arbitrary hosts.
+CACHE_LIMIT = 64
+# A space next to one of these never separates two words in the banner's source.
+TIGHT = frozenset("=,{}();:?<>|&!*[]")
+
+bp = Blueprint(
+    "banner",
+    __name__,
+    static_folder=str(ROOT / "static" / "demo"),
+    static_url_path="/static/demo",
+    template_folder=str(ROOT / "templates"),
+)
+
+
+@dataclass(frozen=True)
+class BuiltScript:
+    """The script for one site, plain and gzipped, each with its strong ETag."""
+
+    plain: bytes
+    gzipped: bytes
+    etag: str
+
+    def representation(self, accepts_gzip: bool) -> tuple[bytes, str]:
+        """The body and ETag of the variant to send."""
+        if accepts_gzip:
+            return self.gzipped, self.etag + "-gz"
+        return self.plain, self.etag
+
+
+def banner_config(site: Site, service_url: str) -> dict[str, Any]:
+    """What the banner needs from the public inventory, plus where to send choices."""
+    public = site.public
+    policy_url = site.policy_url
+    if policy_url == f"/s/{site.key}/cookies":
+        # The default policy page is the service's own declaration page.
+        policy_url = service_url + policy_url
+    return {
+        "site": site.key,
+        "api": service_url,
+        "revision": site.revision,
+        "languages": list(site.languages),
+        "layout": site.layout,
+        "cookie_domain": site.cookie_domain,
+        "max_age_days": site.consent_max_age_days,
+        "policy_url": policy_url,
+        "texts": {lang: {key: texts[key] for key in BANNER_TEXT_KEYS} for lang, texts in public["texts"].items()},
+        "categories": [{"key": c["key"], "label": c["label"]} for c in public["categories"]],
+        # What withdrawal needs to find a refused category's cookies; necessary ones are never deleted.
+        "cookies": [
+            {"name": c["name"], "match": c["match"], "category": c["category"]}
+            for c in public["cookies"]
+            if c["category"] != "necessary"
+        ],
+    }
+
+
+def without_comments(source: str) -> str:
+    """The source without whole-line comments, indentation and blank lines.
+
+    The banner source keeps its comments on lines of their own and no comment
+    inside its stylesheet, so dropping those lines never changes what runs.
+    """
+    kept: list[str] = []
+    in_comment = False
+    for line in source.splitlines():
+        text = line.strip()
+        if in_comment:
+            in_comment = "*/" not in text
+        elif text.startswith("/*"):
+            in_comment = "*/" not in text
+        elif text and not text.startswith("//"):
+            kept.append(text)
+    return "\n".join(kept) + "\n"
+
+
+def _tightened(line: str, in_template: bool) -> tuple[str, bool, bool]:
+    """The line without spaces next to punctuation outside quotes; whether a template is open at its end;
+    whether it has a slash outside quotes (a regular expression or a division, left alone)."""
+    kept: list[str] = []
+    quote = "`" if in_template else ""
+    slash = escaped = False
+    for index, char in enumerate(line):
+        if quote:
+            escaped, quote = (not escaped and char == "\\"), ("" if char == quote and not escaped else quote)
+        elif char in "'\"`":
+            quote = char
+        elif char == "/":
+            slash = True
+        elif char == " " and (kept[-1:] == [" "] or {kept[-1] if kept else "", line[index + 1 : index + 2]} & TIGHT):
+            continue
+        kept.append(char)
+    return "".join(kept), quote == "`", slash
+
+
+def compact(source: str) -> str:
+    """Spaces next to punctuation removed, except inside strings and templates and on lines with a slash.
+
+    Only spaces that cannot separate two words go (``a = b`` becomes ``a=b``), and
+    lines are never joined, so the script means what its source says.
+    """
+    lines = []
+    in_template = False
+    for line in source.split("\n"):
+        tightened, still_open, slash = _tightened(line, in_template)
+        lines.append(line if in_template or slash else tightened)
+        in_template = still_open
+    return "\n".join(lines)
+
+
+def build_script(site: Site, service_url: str, source: str) -> BuiltScript:
+    """The banner source, without comments, with the site's configuration in place of its marker."""
+    config = json.dumps(banner_config(site, service_url), ensure_ascii=False, separators=(",", ":"))
+    plain = compact(without_comments(source)).replace(CONFIG_MARKER, config, 1).encode()
+    digest = hashlib.sha256(plain).hexdigest()[:32]
+    return BuiltScript(plain, gzip.compress(plain, compresslevel=9, mtime=0), digest)
+
+
+def _script_source() -> str:
+    """The banner source, read once per process; it must carry the configuration marker."""
+    cached: str | None = current_app.extensions.get("consent.banner_source")
+    if cached is None:
+        cached = SCRIPT_SOURCE.read_text(encoding="utf-8")
+        if cached.count(CONFIG_MARKER) != 1:
+            raise RuntimeError(f"{SCRIPT_SOURCE} must contain {CONFIG_MARKER!r} exactly once")
+        current_app.extensions["consent.banner_source"] = cached
+    return cached
+
+
+def _cached_script(site: Site, service_url: str) -> BuiltScript:
+    cache: dict[tuple[str, str, str], BuiltScript] = current_app.extensions.setdefault("consent.banner_cache", {})
+    key = (site.key, site.hash, service_url)
+    script = cache.get(key)
+    if script is None:
+        if len(cache) >= CACHE_LIMIT:
+            cache.clear()
+        script = cache[key] = build_script(site, service_url, _script_source())
+    return script
+
+
+@bp.get("/s/<site>/banner.js")
+def banner_script(site: str) -> ResponseReturnValue:
+    """The embed script with the site's configuration; ETag, 304 and gzip when accepted."""
+    current = get_site(site)
+    remember_inventory(current)
+    script = _cached_script(current, request.host_url.rstrip("/"))
+    body, etag = script.representation(request.accept_encodings["gzip"] > 0)
+    if request.if_none_match.contains_weak(etag):
+        response = Response(status=304)
+    else:
+        response = Response(body, mimetype="text/javascript")
+        if body is script.gzipped:
+            response.headers["Content-Encoding"] = "gzip"
+    response.set_etag(etag)
+    response.headers["Cache-Control"] = CACHE_CONTROL
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    # Any page may load it, also with crossorigin/SRI or under Cross-Origin-Embedder-Policy.
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
+    response.vary.add("Accept-Encoding")
+    return response
+
+
+@bp.get("/demo")
+def demo() -> ResponseReturnValue:
+    """A demo shop that embeds the banner as a third-party site would, under a strict CSP."""
+    nonce = secrets.token_urlsafe(16)
+    html = render_template(
+        "demo.html",
+        nonce=nonce,
+        banner_url=url_for("banner.banner_script", site="demo", _external=True),
+    )
+    response = Response(html, mimetype="text/html")
+    response.headers["Content-Security-Policy"] = (
+        f"default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self'; connect-src 'self'; "
+        "img-src 'self' data:; frame-src https://www.youtube-nocookie.com"
+    )
+    return response

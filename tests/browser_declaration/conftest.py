@@ -1,0 +1,73 @@
+"""Fixtures for the declaration's browser tests: Chromium, the site's pages and the live service."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+
+from tests.browser_declaration.live import ROOT, PageServer, Service, start_service, stop_service
+
+CHROMIUM = os.environ.get("CONSENT_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    """The run's Playwright (its sync API allows only one at a time in a process)."""
+    with sync_playwright() as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    """Debian's Chromium driven by Playwright (a missing browser fails the run)."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}; set CONSENT_TEST_CHROMIUM")
+    launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield launched
+    launched.close()
+
+
+@pytest.fixture(scope="session")
+def pages() -> Iterator[PageServer]:
+    """The site's own pages, on an origin other than the service's."""
+    server = PageServer()
+    server.thread.start()
+    yield server
+    server.server.shutdown()
+    server.server.server_close()
+    server.thread.join(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def service(pages: PageServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """The live service with the demo inventory, its origins set to the pages' origin."""
+    running = start_service(ROOT / "cookies.yaml", pages.origin, tmp_path_factory.mktemp("service"))
+    yield running
+    stop_service(running.process)
+
+
+@pytest.fixture
+def context(browser: Browser) -> Iterator[BrowserContext]:
+    """A fresh visitor: no cookies, no storage."""
+    fresh = browser.new_context(accept_downloads=True, locale="en-GB")
+    fresh.set_default_timeout(10000)
+    yield fresh
+    fresh.close()
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Page:
+    return context.new_page()

@@ -1,0 +1,156 @@
+"""GET /s/<site>/banner.js: per-site configuration, strong ETag, 304, caching, gzip; and the /demo page."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from consent.banner import CONFIG_MARKER, compact, without_comments
+from consent.models import InventoryVersion, db
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _config(body: bytes) -> dict[str, Any]:
+    """The configuration embedded in a served script."""
+    match = re.search(rb"const CONFIG = (\{.*?\});\n", body)
+    assert match, "no configuration in the script"
+    return json.loads(match.group(1))  # type: ignore[no-any-return]
+
+
+def test_script_carries_the_site_configuration(client: FlaskClient) -> None:
+    response = client.get("/s/demo/banner.js", base_url="https://consent.example")
+    assert response.status_code == 200
+    assert response.mimetype == "text/javascript"
+    config = _config(response.data)
+    assert config["site"] == "demo" and config["revision"] == 1
+    assert config["api"] == "https://consent.example"
+    assert config["languages"] == ["en", "nl"] and config["layout"] == "bar"
+    assert config["max_age_days"] == 180 and config["cookie_domain"] is None
+    assert config["policy_url"] == "https://consent.example/s/demo/cookies"
+    assert config["texts"]["nl"]["accept_all"] == "Alles accepteren"
+    assert config["texts"]["en"]["accept_all"] == "Accept all"
+    assert [c["key"] for c in config["categories"]] == ["necessary", "functional", "analytics", "advertising"]
+    # What withdrawal needs: every non-necessary cookie, with how to match it.
+    assert {"name": "_hjSession_\\d+", "match": "regex", "category": "analytics"} in config["cookies"]
+    assert len(config["cookies"]) == 12 and all(c["category"] != "necessary" for c in config["cookies"])
+
+
+def test_each_site_gets_its_own_configuration(make_app: Callable[..., Flask], tmp_path: Path) -> None:
+    folder = tmp_path / "sites"
+    folder.mkdir()
+    demo = (ROOT / "cookies.yaml").read_text(encoding="utf-8")
+    (folder / "demo.yaml").write_text(demo, encoding="utf-8")
+    other = demo.replace("site: demo", "site: other").replace("revision: 1", "revision: 7")
+    (folder / "other.yaml").write_text(other.replace("layout: bar", "layout: box"), encoding="utf-8")
+    client = make_app(INVENTORY=str(folder)).test_client()
+    demo_config = _config(client.get("/s/demo/banner.js").data)
+    other_config = _config(client.get("/s/other/banner.js").data)
+    assert (demo_config["site"], demo_config["revision"], demo_config["layout"]) == ("demo", 1, "bar")
+    assert (other_config["site"], other_config["revision"], other_config["layout"]) == ("other", 7, "box")
+
+
+def test_strong_etag_and_304_on_if_none_match(client: FlaskClient) -> None:
+    first = client.get("/s/demo/banner.js")
+    etag = first.headers["ETag"]
+    assert re.fullmatch(r'"[0-9a-f]{32}"', etag)
+    assert first.headers["Cache-Control"] == "public, max-age=300"
+    again = client.get("/s/demo/banner.js", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.data == b""
+    assert again.headers["ETag"] == etag and again.headers["Cache-Control"] == "public, max-age=300"
+    stale = client.get("/s/demo/banner.js", headers={"If-None-Match": '"0000"'})
+    assert stale.status_code == 200 and stale.data == first.data
+
+
+def test_etag_changes_with_the_inventory(make_app: Callable[..., Flask], tmp_path: Path) -> None:
+    before = make_app().test_client().get("/s/demo/banner.js").headers["ETag"]
+    bumped = tmp_path / "cookies.yaml"
+    bumped.write_text((ROOT / "cookies.yaml").read_text(encoding="utf-8").replace("revision: 1", "revision: 2"))
+    after = make_app(INVENTORY=str(bumped)).test_client().get("/s/demo/banner.js", headers={"If-None-Match": before})
+    assert after.status_code == 200 and after.headers["ETag"] != before
+    assert _config(after.data)["revision"] == 2
+
+
+def test_gzip_when_accepted_with_its_own_etag(client: FlaskClient) -> None:
+    plain = client.get("/s/demo/banner.js")
+    zipped = client.get("/s/demo/banner.js", headers={"Accept-Encoding": "gzip, deflate, br"})
+    assert zipped.headers["Content-Encoding"] == "gzip"
+    assert "Accept-Encoding" in zipped.headers["Vary"] and "Accept-Encoding" in plain.headers["Vary"]
+    assert gzip.decompress(zipped.data) == plain.data
+    assert zipped.headers["ETag"] != plain.headers["ETag"]
+    assert client.get("/s/demo/banner.js", headers={"If-None-Match": zipped.headers["ETag"]}).status_code == 200
+    cached = client.get(
+        "/s/demo/banner.js", headers={"Accept-Encoding": "gzip", "If-None-Match": zipped.headers["ETag"]}
+    )
+    assert cached.status_code == 304
+
+
+def test_first_load_fits_the_8_kb_gzip_budget(client: FlaskClient) -> None:
+    zipped = client.get("/s/demo/banner.js", headers={"Accept-Encoding": "gzip"})
+    assert len(zipped.data) <= 8 * 1024
+
+
+def test_serving_the_script_remembers_the_inventory_version_shown(app: Flask, client: FlaskClient) -> None:
+    client.get("/s/demo/banner.js")
+    with app.app_context():
+        hashes = db.session.scalars(select(InventoryVersion.hash)).all()
+    assert hashes == [app.extensions["consent.sites"]["demo"].hash]
+
+
+@pytest.mark.parametrize("path", ["/s/nope/banner.js", "/s/DEMO/banner.js"])
+def test_unknown_site_is_a_json_404(client: FlaskClient, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 404
+    assert response.json is not None and response.json["error"]["code"] == "not_found"
+
+
+def test_comments_are_dropped_and_code_kept() -> None:
+    source = "/* header\n * more */\n(function () {\n  // why\n  const CSS = `\n*{margin:0}\n`;\n"
+    source += "  /** doc */\n  go();\n})();\n"
+    assert without_comments(source) == "(function () {\nconst CSS = `\n*{margin:0}\n`;\ngo();\n})();\n"
+
+
+@pytest.mark.parametrize(
+    ("source", "served"),
+    [
+        ("const a = b ? 'x = y' : c;", "const a=b?'x = y':c;"),
+        ('if (x) { y("a , b") }', 'if(x){y("a , b")}'),
+        ("return a + +b - -c;", "return a + +b - -c;"),
+        ("const r = /\\s+ = /; x = a / 2;", "const r = /\\s+ = /; x = a / 2;"),
+        ("s = 'it\\'s = ok' ; t = 1", "s='it\\'s = ok';t=1"),
+        ("const CSS = `\na { b: c }\n` ; go ( )", "const CSS=`\na { b: c }\n` ; go ( )"),
+    ],
+)
+def test_compact_drops_only_spaces_that_separate_no_words(source: str, served: str) -> None:
+    assert compact(source) == served
+
+
+def test_served_script_keeps_the_source_marker_out() -> None:
+    source = (ROOT / "static" / "banner.js").read_text(encoding="utf-8")
+    assert source.count(CONFIG_MARKER) == 1
+    assert CONFIG_MARKER in compact(without_comments(source))
+
+
+def test_demo_page_embeds_the_banner_under_a_strict_policy(client: FlaskClient) -> None:
+    response = client.get("/demo", base_url="http://shop.localhost:8000")
+    assert response.status_code == 200
+    nonce = re.search(r"'nonce-([A-Za-z0-9_-]+)'", response.headers["Content-Security-Policy"])
+    assert nonce is not None
+    html = response.text
+    assert '<script src="http://shop.localhost:8000/s/demo/banner.js" async></script>' in html
+    assert '<script type="text/plain" data-consent="analytics" src="/static/demo/analytics.js">' in html
+    assert '<script type="text/plain" data-consent="advertising" src="/static/demo/pixel.js">' in html
+    assert f'<script type="text/plain" data-consent="analytics" nonce="{nonce.group(1)}">' in html
+    assert 'data-src="https://www.youtube-nocookie.com/embed/' in html
+    assert "style=" not in html and "<style" not in html
+    with client.get("/static/demo/analytics.js") as script:
+        assert script.mimetype == "text/javascript"
