@@ -17,6 +17,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from flask_migrate import upgrade
+from playwright.sync_api import Browser, Playwright, sync_playwright
 from sqlalchemy import delete
 
 from consent import create_app
@@ -26,6 +27,11 @@ ROOT = Path(__file__).resolve().parent.parent
 POSTGRES = os.environ.get("CONSENT_TEST_POSTGRES", "postgresql://127.0.0.1:5432/test")
 DATABASES = os.environ.get("CONSENT_TEST_DATABASES", "sqlite,postgresql").split(",")
 ADMIN_TOKEN = "test-admin-token"
+CHROMIUM = os.environ.get("CONSENT_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--host-resolver-rules=MAP *.shop.test 127.0.0.1",
+]  # fmt: skip
 ORIGIN = "http://localhost:8000"
 
 
@@ -107,3 +113,23 @@ def runner(app: Flask) -> FlaskCliRunner:
 @pytest.fixture
 def admin_headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    """The run's one Playwright (its sync API allows only one at a time in a process)."""
+    with sync_playwright() as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    """Debian's Chromium, shared by every browser test; a missing browser fails the run.
+
+    ``*.shop.test`` resolves to 127.0.0.1 so that cookies on a parent domain can be tested.
+    """
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"Chromium not found at {CHROMIUM}; install Debian's chromium or set CONSENT_CHROMIUM")
+    launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield launched
+    launched.close()

@@ -22,17 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page
 from ruamel.yaml import YAML
 
 from tests.browser.visitor import ADMIN_TOKEN, EmbeddingSite, Pages, Service, Shop
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = os.environ.get("CONSENT_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--host-resolver-rules=MAP *.shop.test 127.0.0.1",
-]  # fmt: skip
 AXE = ROOT / ".cache" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
 
 
@@ -142,14 +137,6 @@ def service(
             process.kill()
             process.wait(timeout=10)
         log.close()
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture
