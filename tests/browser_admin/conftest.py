@@ -1,9 +1,10 @@
 """Browser tests of the dashboard: Chromium against the real service under gunicorn.
 
-The service runs on a free port with a temporary SQLite log, the demo
-inventory (its origins replaced by the test pages') and one dashboard user
-created with ``consent admin create``. A small threaded server on another
-port plays the site that embeds the banner, so CORS is real.
+Chromium comes from the run's shared ``browser`` fixture. The service runs
+on a free port with a temporary SQLite log, the demo inventory (its origins
+replaced by the test pages') and one dashboard user created with ``consent
+admin create``. A small threaded server on another port plays the site that
+embeds the banner, so CORS is real.
 """
 
 from __future__ import annotations
@@ -22,15 +23,10 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 from ruamel.yaml import YAML
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = os.environ.get("CONSENT_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
-]  # fmt: skip
 USERNAME = "dpo"
 PASSWORD = "a long dashboard password"
 
@@ -157,14 +153,6 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory, shop_pages: ShopPages) -
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=10)
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture
