@@ -183,6 +183,7 @@ def test_a_bad_inventory_at_hup_stops_gunicorn_with_the_located_error(make_app, 
     finally:
         server.stop()
     log = (tmp_path / "gunicorn.log").read_text()
-    assert server.process.returncode == 3, log  # gunicorn's "worker failed to boot"
+    # Usually status 3; 1 when a worker still booting at the HUP fails too and gunicorn halts twice.
+    assert server.process.returncode in (1, 3), log
     assert "shop.yaml:7: unknown key 'colour'" in log
     assert "Worker failed to boot" in log
