@@ -151,7 +151,7 @@ def delete_command(username: str) -> None:
 def init_app(app: Flask) -> None:
     """Signed session cookies for the dashboard, and the ``consent admin`` commands."""
     app.config.setdefault("ADMIN_SESSION_SECONDS", 12 * 3600)
-    app.config["SESSION_COOKIE_NAME"] = app.config.get("ADMIN_SESSION_COOKIE", "consent_admin")
+    app.config["SESSION_COOKIE_NAME"] = "consent_admin"
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(seconds=int(app.config["ADMIN_SESSION_SECONDS"]))
