@@ -71,8 +71,8 @@ def authenticate(username: str, password: str) -> AdminUser | None:
 
 
 def _fingerprint(user: AdminUser) -> str:
-    # Sessions carry a digest of the password hash: changing the password or
-    # deleting the user ends every session at once.
+    # Sessions carry a digest of the password hash: a user deleted (or created
+    # again under the same name) loses every session at once.
     return hashlib.sha256(user.password_hash.encode()).hexdigest()[:32]
 
 
