@@ -24,20 +24,21 @@ access_log_format = '%(t)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
 control_socket_disable = True
 
 # Metrics from every worker are added up through files in one folder, made
-# for this master and removed when it stops.
-_metrics_folder = None
+# for this master and removed when it stops (the file is read again on HUP,
+# so the folder is remembered in the environment, not in a variable).
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     import tempfile
 
-    _metrics_folder = tempfile.mkdtemp(prefix="consent-metrics-")
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_folder
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="consent-metrics-")
+    os.environ["CONSENT_METRICS_FOLDER_MADE"] = os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
 
 def on_exit(server):  # noqa: ANN001, ANN201 - gunicorn hook signature
-    if _metrics_folder:
+    made = os.environ.get("CONSENT_METRICS_FOLDER_MADE")
+    if made:
         import shutil
 
-        shutil.rmtree(_metrics_folder, ignore_errors=True)
+        shutil.rmtree(made, ignore_errors=True)
 
 
 def child_exit(server, worker):  # noqa: ANN001, ANN201 - gunicorn hook signature

@@ -66,4 +66,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(banner.bp)
     app.register_blueprint(declaration.bp)
     app.register_blueprint(openapi.bp)
+    # The dashboard, its statistics and the undeclared-cookie reports.
+    from consent import admin, stats, undeclared, users
+
+    users.init_app(app)
+    stats.init_app(app)
+    undeclared.init_app(app)
+    admin.init_app(app)
     return app

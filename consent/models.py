@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Date,
     DateTime,
     Index,
     Integer,
@@ -104,3 +105,50 @@ class InventoryVersion(db.Model):  # type: ignore[name-defined,misc]
     revision: Mapped[int]
     content: Mapped[dict[str, Any]] = mapped_column(JSON)
     first_served_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AdminUser(db.Model):  # type: ignore[name-defined,misc]
+    """A person who may log in to the dashboard; only a password hash is kept."""
+
+    __tablename__ = "admin_users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class DailyRollup(db.Model):  # type: ignore[name-defined,misc]
+    """One site's counts for one UTC day, up to ``counted_until``: what the dashboard reads instead of the log."""
+
+    __tablename__ = "daily_rollups"
+
+    site: Mapped[str] = mapped_column(String(40), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    records: Mapped[int]
+    accept_all: Mapped[int]
+    reject_all: Mapped[int]
+    custom: Mapped[int]
+    withdraw: Mapped[int]
+    functional: Mapped[int]
+    analytics: Mapped[int]
+    advertising: Mapped[int]
+    gpc: Mapped[int]
+    counted_until: Mapped[datetime] = mapped_column(UTCDateTime())
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class UndeclaredCookie(db.Model):  # type: ignore[name-defined,misc]
+    """A cookie name visitors' browsers carried on a page that the site's inventory does not declare."""
+
+    __tablename__ = "undeclared_cookies"
+    __table_args__ = (UniqueConstraint("site", "name", "page_path"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    site: Mapped[str] = mapped_column(String(40))
+    name: Mapped[str] = mapped_column(String(64))
+    page_path: Mapped[str] = mapped_column(String(255))
+    reports: Mapped[int]
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime())

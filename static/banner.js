@@ -581,6 +581,23 @@ summary{cursor:pointer;color:var(--c-accent);margin:.25rem 0}
     else document.addEventListener('DOMContentLoaded', fn, { once: true });
   }
 
+  // ---- undeclared cookies ----
+
+  /** Once per visitor and revision, report the names (never the values) of page cookies the inventory lacks. */
+  function reportUndeclared() {
+    const flag = 'consent.reported.' + CONFIG.site + '.' + CONFIG.revision;
+    try {
+      if (localStorage.getItem(flag)) return;
+      const names = document.cookie.split('; ').map((pair) => pair.split('=')[0])
+        .filter((n) => /^[\w!#$%&'*+.^`|~-]{1,64}$/.test(n) && n !== COOKIE && !CONFIG.cookies.some((c) => matches(c, n)));
+      if (!names.length) return;
+      localStorage.setItem(flag, '1');
+      fetch(CONFIG.api + '/api/v1/sites/' + CONFIG.site + '/undeclared', { method: 'POST', headers: { 'Content-Type': 'text/plain' },
+        body: JSON.stringify({ names: names.slice(0, 50), page_path: location.pathname, revision: CONFIG.revision }),
+        keepalive: true, credentials: 'omit', referrerPolicy: 'no-referrer' }).catch(() => {});
+    } catch (e) {}
+  }
+
   // ---- the public API ----
 
   const api = Object.freeze({
@@ -634,4 +651,8 @@ summary{cursor:pointer;color:var(--c-accent);margin:.25rem 0}
     if (navigator.sendBeacon) for (const r of loadQueue()) navigator.sendBeacon(ENDPOINT, body(r));
   });
   setTimeout(flush, 0);
+  // Cookies that tags set as the page loads are there a moment after load.
+  const reportLater = () => setTimeout(reportUndeclared, 2000);
+  if (document.readyState === 'complete') reportLater();
+  else addEventListener('load', reportLater, { once: true });
 })();

@@ -18,6 +18,8 @@ PUBLIC = {
     ("/api/v1/sites/<site>/inventory", "GET"),
     # Authorised by the site's declared Origin (tested in test_api).
     ("/api/v1/sites/<site>/consents", "POST"),
+    # Cookie names the banner reports; authorised the same way (tested in test_undeclared).
+    ("/api/v1/sites/<site>/undeclared", "POST"),
     ("/s/<site>/banner.js", "GET"),
     ("/s/<site>/declaration.js", "GET"),
     ("/s/<site>/cookies", "GET"),

@@ -107,7 +107,7 @@ def test_page_lists_every_category_and_cookie_with_the_inventory_texts(client: F
         if c["category"] == category["key"]
     ]
     assert rows == expected
-    assert ["consent", "Demo Shop Ltd (first party)"] == rows[0][:2]
+    assert ["consent", "Demo Shop Ltd"] == rows[0][:2]
     assert ["_ga*", "Google Analytics", "Distinguishes visitors and sessions.", "13 months"] in rows
 
 
