@@ -32,14 +32,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         hops = int(app.config["TRUSTED_PROXIES"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
-    from consent import api, database, errors, export, health, inventory, sealing, verify
+    from consent import api, database, errors, export, health, history, inventory, receipts, retention, sealing, verify
 
     inventory.init_app(app)
     database.init_app(app)
     errors.init_app(app)
-    sealing.init_app(app)
-    export.init_app(app)
-    verify.init_app(app)
+    for proof in (sealing, export, verify, history, receipts, retention):
+        proof.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
     return app

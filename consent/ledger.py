@@ -145,11 +145,16 @@ def as_checkpoint(row: LedgerCheckpoint, leaves: bool = True) -> Checkpoint:
 
 
 def lock_site(site: str, wait: bool) -> bool:
-    """Take the site's ledger lock for this transaction (PostgreSQL); False if busy and not waiting.
+    """Take the site's ledger lock for this transaction; False if it is busy and ``wait`` is False.
 
-    SQLite needs none: it has one writer at a time, and ``(site, seq)`` is unique.
+    PostgreSQL: an advisory lock per site. SQLite: waiting takes the database's
+    write lock now (``BEGIN IMMEDIATE``); not waiting takes nothing, and the
+    unique ``(site, seq)`` settles a race.
     """
     if db.engine.dialect.name != "postgresql":
+        raw = db.session.connection().connection.driver_connection
+        if wait and not raw.in_transaction:
+            raw.execute("BEGIN IMMEDIATE")
         return True
     key = int.from_bytes(hashlib.sha256(f"consent-ledger:{site}".encode()).digest()[:8], "big", signed=True)
     if wait:
@@ -185,16 +190,22 @@ def fill_and_sign(row: LedgerCheckpoint) -> None:
     row.signature = ledger_signer(ledger_key()).get_signature(checkpoint.digest.encode()).decode()
 
 
-def append(site: str, kind: str, after_id: int, last_id: int, **values: Any) -> LedgerCheckpoint:
-    """Add the next checkpoint of ``site``'s chain to the session (the caller holds the lock and commits)."""
-    previous = latest(site)
+def append(
+    site: str, kind: str, previous: LedgerCheckpoint | None, after_id: int, last_id: int, **values: Any
+) -> LedgerCheckpoint:
+    """Add the checkpoint that follows ``previous`` to the session (the caller commits).
+
+    Its seq is the one after ``previous``: if someone appended first, the
+    unique ``(site, seq)`` refuses this one, so decisions made on a stale
+    ``previous`` are never written.
+    """
     row = LedgerCheckpoint(
         site=site,
         seq=previous.seq + 1 if previous else 1,
         kind=kind,
         after_id=after_id,
         last_id=last_id,
-        previous=as_checkpoint(previous).digest if previous else GENESIS,
+        previous=as_checkpoint(previous, leaves=False).digest if previous else GENESIS,
         leaves=values.pop("leaves", b""),
         labels=values.pop("labels", b""),
         detail=values.pop("detail", {}),

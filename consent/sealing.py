@@ -74,12 +74,13 @@ def _seal_once(site: str, horizon: int) -> tuple[int, bool] | None:
     leaves = b"".join(ledger.pack_leaf(*row) for row in rows)
     labels = b"".join(ledger.label(row.consent_id) for row in rows)
     if growing is None:
-        ledger.append(site, "seal", through, last_id, leaves=leaves, labels=labels)
+        ledger.append(site, "seal", last, through, last_id, leaves=leaves, labels=labels)
         return len(rows), more
-    # Compare-and-set, so that of two sealers extending the same checkpoint only one wins.
+    # Compare-and-set: it is extended only if nobody extended it or appended after it meanwhile.
+    newer = select(LedgerCheckpoint.id).where(LedgerCheckpoint.site == site, LedgerCheckpoint.seq > growing.seq)
     changed = db.session.execute(
         update(LedgerCheckpoint)
-        .where(LedgerCheckpoint.id == growing.id, LedgerCheckpoint.last_id == growing.last_id)
+        .where(LedgerCheckpoint.id == growing.id, LedgerCheckpoint.last_id == growing.last_id, ~newer.exists())
         .values(ledger.grown(growing, last_id, leaves, labels))
         .execution_options(synchronize_session=False)
     )

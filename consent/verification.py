@@ -130,7 +130,7 @@ class Verifier:
         elif checkpoint.header["kind"] == "forget":
             self.erased.update((leaf[0], leaf[3]) for leaf in unpack_leaves(checkpoint.leaves))
         elif checkpoint.header["kind"] == "purge":
-            self.purge_cutoff = max(self.purge_cutoff or 0, int(checkpoint.header["detail"]["cutoff_ms"]))
+            self.purge_cutoff = max(self.purge_cutoff or 0, int(checkpoint.header["detail"]["absent_before_ms"]))
             self.start = checkpoint.header["detail"]["start"]
 
     def _check_start(self, first: Checkpoint) -> None:
