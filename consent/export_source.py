@@ -9,6 +9,7 @@ in Python.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from datetime import datetime
@@ -124,8 +125,14 @@ class ExportSource:
             session.expunge(row)
         newest = select(func.max(LedgerCheckpoint.last_id)).where(LedgerCheckpoint.site == self.site)
         through = int(session.scalar(newest) or 0)
-        tail = self._tail(session, through)
-        leaves = b"".join(ledger.pack_leaf(*record) for record in tail)
+        # The records no checkpoint covers yet, as leaves signed by this export, streamed.
+        root, count, last_id = hashlib.sha256(), 0, through
+        for batch in self._tail(session, through):
+            leaves = b"".join(ledger.pack_leaf(*record) for record in batch)
+            root.update(leaves)
+            count, last_id = count + len(batch), batch[-1][0]
+            yield from _chunks("leaves", "export", leaves)
+            yield from _chunks("labels", "export", b"".join(ledger.label(record[2]) for record in batch))
         summary = {
             "site": self.site,
             "format": fmt,
@@ -135,14 +142,12 @@ class ExportSource:
             "rows": rows,
             "checkpoints": list(seqs),
             "after_id": through,
-            "last_id": tail[-1][0] if tail else through,
-            "leaf_count": len(tail),
-            "root": ledger.leaves_root(leaves),
+            "last_id": last_id,
+            "leaf_count": count,
+            "root": root.hexdigest(),
         }
         signature = ledger.export_signer(ledger.ledger_key()).get_signature(ledger.summary_digest(summary).encode())
         yield {"export": {**summary, "signature": signature.decode()}}
-        yield from _chunks("leaves", "export", leaves)
-        yield from _chunks("labels", "export", b"".join(ledger.label(record[2]) for record in tail))
         session.close()
 
     def _relevant_checkpoints(self) -> Select[tuple[int]]:
@@ -163,15 +168,14 @@ class ExportSource:
             .order_by(LedgerCheckpoint.seq)
         )
 
-    def _tail(self, session: Session, through: int) -> list[tuple[int, datetime, str, str]]:
-        """The exported records no checkpoint covers yet (the newest seconds)."""
+    def _tail(self, session: Session, through: int) -> Iterator[list[tuple[int, datetime, str, str]]]:
+        """The exported records no checkpoint covers yet, in batches."""
         query = select(ConsentRecord.id, ConsentRecord.recorded_at, ConsentRecord.consent_id, ConsentRecord.record_hash)
         query = query.where(ConsentRecord.site == self.site, ConsentRecord.id > through)
         if self.since is not None:
             query = query.where(ConsentRecord.recorded_at >= self.since)
         if self.until is not None:
             query = query.where(ConsentRecord.recorded_at < self.until)
-        return [
-            (row.id, row.recorded_at, row.consent_id, row.record_hash)
-            for row in session.execute(query.order_by(ConsentRecord.id))
-        ]
+        result = session.execute(query.order_by(ConsentRecord.id).execution_options(yield_per=FETCH))
+        for partition in result.partitions():
+            yield [(row.id, row.recorded_at, row.consent_id, row.record_hash) for row in partition]
