@@ -150,6 +150,7 @@ def forget(site: str, consent_id: str) -> tuple[int, int | None]:
     tombstone = ledger.append(
         site,
         "forget",
+        newest,
         through,
         through,
         leaves=leaves,
