@@ -15,7 +15,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from consent import ledger
-from consent.inventory import sites
+from consent.inventory import canonical_hash, sites
 from consent.models import ConsentRecord, InventoryVersion, LedgerCheckpoint, db
 from consent.recording import iso
 from consent.texts import CATEGORIES
@@ -34,6 +34,8 @@ def shown_inventory(inventory_hash: str, language: str) -> dict[str, Any] | None
 
     return {
         "hash": inventory_hash,
+        # The version is stored under the hash of its content: a changed content no longer matches.
+        "intact": canonical_hash(content) == inventory_hash,
         "revision": version.revision,
         "first_served_at": iso(version.first_served_at),
         "policy_url": content.get("policy_url"),
@@ -113,9 +115,9 @@ def _print(record: dict[str, Any]) -> None:
     if "categories" not in shown:
         click.echo(f"  shown: inventory {shown['hash']} (this version is not stored)")
         return
-    click.echo(
-        f"  shown: revision {shown['revision']}, inventory {shown['hash']}, in use since {shown['first_served_at']}"
-    )
+    intact = "content matches its hash" if shown["intact"] else "ALTERED: its content no longer matches this hash"
+    click.echo(f"  shown: revision {shown['revision']}, inventory {shown['hash']} ({intact})")
+    click.echo(f"  in use since {shown['first_served_at']}")
     for category in shown["categories"]:
         cookies = ", ".join(f"{c['name']} ({c['provider']}, {c['expiry']})" for c in category["cookies"]) or "none"
         click.echo(f"    {category['label']}: {cookies}")

@@ -44,7 +44,7 @@ def test_show_gives_each_choice_with_the_categories_and_cookies_shown(proof_app)
     assert "choices: necessary yes, functional no, analytics yes, advertising no" in output
     with proof_app.app_context():
         current = sites()["demo"]
-    assert f"shown: revision 1, inventory {current.hash}" in output
+    assert f"shown: revision 1, inventory {current.hash} (content matches its hash)" in output
     assert "Analytics: _ga (Google Analytics, 13 months)" in output
     assert "Strictly necessary: consent (Demo Shop Ltd (first party), 180 days), session (" in output
     assert "sealed in checkpoint 1" in output and "not sealed yet" in output
@@ -69,7 +69,9 @@ def test_show_resolves_an_older_inventory_version_by_its_hash(proof_app):
     )
     result = run(proof_app, "show", "--site", "demo", visitor)
     assert result.exit_code == 0, result.output
-    assert "shown: revision 0, inventory " + "f" * 64 + ", in use since 2025-01-01T00:00:00.000Z" in result.output
+    # Stored under a hash that is not its content's: shown, and flagged.
+    assert "shown: revision 0, inventory " + "f" * 64 + " (ALTERED: its content no longer matches" in result.output
+    assert "in use since 2025-01-01T00:00:00.000Z" in result.output
     assert "Statistieken: _ga (Google Analytics, 13 maanden)" in result.output
     assert "Functioneel: none" in result.output
 
