@@ -51,7 +51,11 @@ def _sql_boolean(column: str) -> str:
 
 def _sql_guard(column: str, dialect: str) -> str:
     starts = "'=', '+', '-', '@', '''', " + ("chr(9), chr(13)" if dialect == "postgresql" else "char(9), char(13)")
-    return f"CASE WHEN substr({column}, 1, 1) IN ({starts}) THEN '''' || {column} ELSE {column} END"
+    risky = f"substr({column}, 1, 1) IN ({starts})"
+    # Most values start with a letter or a digit: two byte-wise comparisons settle those.
+    binary = f'{column} COLLATE "C"' if dialect == "postgresql" else column
+    safe = f"{binary} >= 'A' OR ({binary} >= '0' AND {binary} < ':')"
+    return f"CASE WHEN {safe} THEN {column} WHEN {risky} THEN '''' || {column} ELSE {column} END"
 
 
 def sql_values(dialect: str, *, csv: bool) -> list[str]:
@@ -154,7 +158,7 @@ def from_iso27560(document: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-def _chunks(kind: str, seq: Any, data: bytes) -> Iterator[dict[str, Any]]:
+def data_entries(kind: str, seq: Any, data: bytes) -> Iterator[dict[str, Any]]:
     for start in range(0, len(data), CHUNK):
         yield {kind: {"seq": seq, "data": base64.b64encode(data[start : start + CHUNK]).decode()}}
 
@@ -170,8 +174,8 @@ def ledger_entries(checkpoint: Checkpoint, scope: tuple[int | None, int | None])
             if (since is not None and moment < since) or (until is not None and moment >= until):
                 kept[position * 16 : position * 16 + 16] = NO_LABEL
         labels = bytes(kept)
-    yield from _chunks("leaves", checkpoint.header["seq"], checkpoint.leaves)
-    yield from _chunks("labels", checkpoint.header["seq"], labels[: len(checkpoint.leaves) // LEAF.size * 16])
+    yield from data_entries("leaves", checkpoint.header["seq"], checkpoint.leaves)
+    yield from data_entries("labels", checkpoint.header["seq"], labels[: len(checkpoint.leaves) // LEAF.size * 16])
 
 
 def encode_entry(entry: dict[str, Any], fmt: str) -> bytes:

@@ -11,7 +11,6 @@ import base64
 import csv
 import hashlib
 import json
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,9 +26,9 @@ TRAILER_KEYS = ("checkpoint", "leaves", "labels", "export")
 JSON_TRAILER = tuple(f'{{"{key}"'.encode() for key in TRAILER_KEYS)
 CSV_TRAILER = f"{LEDGER_MARK},".encode()
 BOOLEAN_TEXT = frozenset(("true", "false"))
-CONTROL = re.compile(r"[\x00-\x1f]")
 # The canonical JSON of HASHED_FIELDS (see consent.recording) when no value holds a control character.
 TEMPLATE = '["%s","%s","%s","%s","%s",%s,%s,%s,%s,%s,"%s","%s","%s","%s","%s",%s,%s]'
+QUOTES = TEMPLATE.count('"')
 
 
 class ExportFileError(Exception):
@@ -121,6 +120,11 @@ class ExportFile:
         self.problems.append(Finding("changed", number, None, f"line {line} is not a well-formed record"))
 
 
+def _escaped(text: str) -> str:
+    """JSON string escaping for text without control characters (those take the slow path)."""
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
 def _checked_csv(row: list[str]) -> Row:
     if len(row) != len(COLUMNS):
         raise ValueError("wrong number of columns")
@@ -129,24 +133,20 @@ def _checked_csv(row: list[str]) -> Row:
     # Undo the spreadsheet guard on the columns that carry it (GUARDED).
     user_agent = user_agent[1:] if user_agent[:1] == "'" else user_agent
     event_id = event_id[1:] if event_id[:1] == "'" else event_id
-    texts = [site, event_id, consent_id, recorded_at, action, inventory_hash, language, page_url, ip, user_agent]
     flags = (necessary, functional, analytics, advertising, gpc, dnt)
-    joined = "".join(texts)
-    if BOOLEAN_TEXT.issuperset(flags) and revision.isdigit() and not CONTROL.search(joined):
-        if '"' in joined or "\\" in joined:
-            texts = [text.replace("\\", "\\\\").replace('"', '\\"') for text in texts]
-        canonical = TEMPLATE % (
-            *texts[:5],
-            necessary,
-            functional,
-            analytics,
-            advertising,
-            revision,
-            *texts[5:],
-            gpc,
-            dnt,
-        )
-        if hashlib.sha256(canonical.encode()).hexdigest() == stored:
+    if BOOLEAN_TEXT.issuperset(flags) and revision.isdigit():
+        strings = [site, event_id, consent_id, recorded_at, action, inventory_hash, language, page_url, ip, user_agent]
+        canonical = TEMPLATE % (*strings[:5], *flags[:4], revision, *strings[5:], *flags[4:])
+        # The template holds exactly QUOTES quotes when no value does; then nothing needed escaping.
+        if canonical.count('"') != QUOTES or "\\" in canonical:
+            canonical = TEMPLATE % (
+                *map(_escaped, strings[:5]),
+                *flags[:4],
+                revision,
+                *map(_escaped, strings[5:]),
+                *flags[4:],
+            )
+        if canonical.isprintable() and hashlib.sha256(canonical.encode()).hexdigest() == stored:
             return Row(int(record_id), consent_id, stored, True)
     values: dict[str, Any] = dict(zip(COLUMNS, row, strict=True)) | {"user_agent": user_agent, "event_id": event_id}
     for name, flag in zip(("necessary", "functional", "analytics", "advertising", "gpc", "dnt"), flags, strict=True):

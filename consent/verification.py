@@ -11,12 +11,12 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from consent.ledger import GENESIS, Checkpoint, label_text, unpack_leaves
 
 
-@dataclass(frozen=True)
-class Row:
+class Row(NamedTuple):
     """What verification needs of one record; ``content_ok``: its fields hash to its record_hash."""
 
     id: int

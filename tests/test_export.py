@@ -123,6 +123,17 @@ def test_iso27560_export_shapes_each_record_as_a_consent_record(proof_app, tmp_p
     assert verify(proof_app, tmp_path / "log.jsonl").exit_code == 0
 
 
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "'"])
+def test_values_a_spreadsheet_would_run_are_kept_as_text_and_still_verify(proof_app, tmp_path, start):
+    post_choice(proof_app.test_client(), user_agent=f"{start}cmd|' /C calc'!A0", event_id=f"-{uuid.uuid4().hex}")
+    export(proof_app, tmp_path / "log.csv")
+    (_, row) = csv_rows(tmp_path / "log.csv")
+    values = dict(zip(COLUMNS, row, strict=True))
+    assert values["user_agent"] == f"'{start}cmd|' /C calc'!A0"
+    assert values["event_id"].startswith("'-")
+    assert verify(proof_app, tmp_path / "log.csv").exit_code == 0
+
+
 @pytest.mark.parametrize("fmt", ["csv", "jsonl", "iso27560"])
 def test_an_export_verifies_on_its_own_including_records_not_sealed_yet(proof_app, tmp_path, fmt):
     client = proof_app.test_client()
