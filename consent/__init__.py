@@ -32,12 +32,25 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         hops = int(app.config["TRUSTED_PROXIES"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
-    from consent import api, database, errors, export, health, history, inventory, receipts, retention, sealing, verify
+    from consent import (
+        api,
+        database,
+        erasure,
+        errors,
+        export,
+        health,
+        history,
+        inventory,
+        receipts,
+        retention,
+        sealing,
+        verify,
+    )
 
     inventory.init_app(app)
     database.init_app(app)
     errors.init_app(app)
-    for proof in (sealing, export, verify, history, receipts, retention):
+    for proof in (sealing, export, verify, history, receipts, retention, erasure):
         proof.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)

@@ -22,6 +22,7 @@ from sqlalchemy import Connection, Select, and_, func, or_, select
 from sqlalchemy.orm import Session, defer
 
 from consent import ledger
+from consent.chain import as_checkpoint
 from consent.export_formats import (
     COLUMNS,
     data_entries,
@@ -31,7 +32,7 @@ from consent.export_formats import (
     sql_json_line,
     sql_values,
 )
-from consent.ledger import Checkpoint, as_checkpoint
+from consent.ledger import Checkpoint
 from consent.models import ConsentRecord, LedgerCheckpoint, db
 from consent.recording import iso
 from consent.texts import CATEGORIES

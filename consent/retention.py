@@ -1,15 +1,10 @@
-"""Retention and erasure: ``consent purge`` and ``consent forget``, each recorded as a signed ledger event.
+"""Retention: ``consent purge``, recorded as a signed ledger event (erasure: see consent.erasure).
 
 A purge deletes the records older than the site's ``retention_days`` and
 appends a ``purge`` checkpoint (cutoff, count, first and last id, root over
 the purged leaves); verification then accepts the absence of sealed records
 older than the cutoff. Checkpoints whose records are all gone are dropped from
 the head of the chain; the purge names the checkpoint the chain now starts at.
-
-An erasure deletes one visitor's records and appends a ``forget`` checkpoint
-whose leaves are the erased records' original fingerprints: the tombstone that
-verification accepts as an authorised absence. Their consent ID is blanked
-from the seals' (unsigned) labels, so the ledger no longer names them.
 """
 
 from __future__ import annotations
@@ -20,10 +15,10 @@ from datetime import datetime, timedelta
 
 import click
 from flask import Flask
-from sqlalchemy import Select, delete, func, select, update
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.orm import defer
 
-from consent import ledger
+from consent import chain, ledger
 from consent.inventory import Site, sites
 from consent.models import ConsentRecord, LedgerCheckpoint, db, utcnow
 from consent.partitions import drop_partitions_before
@@ -50,7 +45,7 @@ def _droppable(site: str, cutoff: datetime) -> list[LedgerCheckpoint]:
         if not old:
             break
         prefix.append(row)
-    if prefix and prefix[-1].seq == ledger.latest(site).seq:  # type: ignore[union-attr]
+    if prefix and prefix[-1].seq == chain.latest(site).seq:  # type: ignore[union-attr]
         prefix.pop()  # keep the newest: the chain continues from it
     return prefix
 
@@ -59,7 +54,7 @@ def purge(site: Site, dry_run: bool = False, now: datetime | None = None) -> Pur
     """Delete ``site``'s records older than its retention; record the purge as a signed event."""
     cutoff = (now or utcnow()) - timedelta(days=site.retention_days)
     cutoff = cutoff.replace(microsecond=cutoff.microsecond // 1000 * 1000)
-    ledger.lock_site(site.key, wait=True)
+    chain.lock_site(site.key, wait=True)
     old = (ConsentRecord.site == site.key, ConsentRecord.recorded_at < cutoff)
     count = int(db.session.scalar(select(func.count()).select_from(ConsentRecord).where(*old)) or 0)
     dropped = _droppable(site.key, cutoff)
@@ -76,7 +71,7 @@ def purge(site: Site, dry_run: bool = False, now: datetime | None = None) -> Pur
     previous = _newest_purge(site.key)
     result.partitions = drop_partitions_before(site.key, cutoff)
     db.session.execute(delete(ConsentRecord).where(*old))
-    newest = ledger.latest(site.key)
+    newest = chain.latest(site.key)
     # The chain now starts at the oldest checkpoint kept (or where an earlier purge said it starts).
     start = previous.detail["start"] if previous else {"seq": 1, "previous": ledger.GENESIS}
     if dropped:
@@ -103,7 +98,7 @@ def purge(site: Site, dry_run: bool = False, now: datetime | None = None) -> Pur
         "start": start,
     }
     through = newest.last_id if newest else 0
-    purged = ledger.append(
+    purged = chain.append(
         site.key, "purge", newest, through, through, root=root.hexdigest(), leaf_count=count, detail=detail
     )
     result.seq = purged.seq
@@ -130,67 +125,6 @@ def _newest_purge(site: str) -> LedgerCheckpoint | None:
     ).first()
 
 
-def forget(site: str, consent_id: str) -> tuple[int, int | None]:
-    """Erase one visitor's records, leaving a signed tombstone; (records erased, tombstone seq)."""
-    ledger.lock_site(site, wait=True)
-    rows = db.session.execute(
-        select(ConsentRecord.id, ConsentRecord.recorded_at, ConsentRecord.consent_id, ConsentRecord.record_hash)
-        .where(ConsentRecord.site == site, ConsentRecord.consent_id == consent_id)
-        .order_by(ConsentRecord.id)
-    ).all()
-    if not rows:
-        db.session.rollback()
-        return 0, None
-    erased = {row.id for row in rows}
-    db.session.execute(delete(ConsentRecord).where(ConsentRecord.id.in_(erased)))
-    _blank_labels(site, erased)
-    newest = ledger.latest(site)
-    through = newest.last_id if newest else 0
-    leaves = b"".join(ledger.pack_leaf(*row) for row in rows)
-    tombstone = ledger.append(
-        site,
-        "forget",
-        newest,
-        through,
-        through,
-        leaves=leaves,
-        labels=ledger.NO_LABEL * len(rows),
-        detail={"records": len(rows)},
-    )
-    db.session.commit()
-    return len(rows), tombstone.seq
-
-
-def _blank_labels(site: str, erased: set[int]) -> None:
-    """Remove the erased consent ID from the labels beside the seals' leaves (the leaves stay signed)."""
-    seals = db.session.scalars(
-        select(LedgerCheckpoint).where(
-            LedgerCheckpoint.site == site,
-            LedgerCheckpoint.kind == "seal",
-            LedgerCheckpoint.last_id >= min(erased),
-            LedgerCheckpoint.after_id < max(erased),
-        )
-    ).all()
-    for seal in seals:
-        labels = bytearray(seal.labels)
-        for position, leaf in enumerate(ledger.unpack_leaves(seal.leaves)):
-            if leaf[0] in erased:
-                labels[position * 16 : position * 16 + 16] = ledger.NO_LABEL
-        db.session.execute(update(LedgerCheckpoint).where(LedgerCheckpoint.id == seal.id).values(labels=bytes(labels)))
-        db.session.expunge(seal)
-
-
-def erased_before(site: str, consent_id: str) -> int:
-    """How many records of ``consent_id`` earlier erasures removed (their tombstones carry its fingerprint)."""
-    fingerprint = ledger.subject(consent_id)
-    count = 0
-    for leaves in db.session.scalars(
-        select(LedgerCheckpoint.leaves).where(LedgerCheckpoint.site == site, LedgerCheckpoint.kind == "forget")
-    ):
-        count += sum(1 for leaf in ledger.unpack_leaves(leaves) if leaf[2] == fingerprint)
-    return count
-
-
 @click.command("purge")
 @click.option("--site", "site_keys", multiple=True, help="Only this site (repeatable); default: every site.")
 @click.option("--dry-run", is_flag=True, help="Only count what would be purged.")
@@ -211,24 +145,6 @@ def purge_command(site_keys: tuple[str, ...], dry_run: bool) -> None:
         click.echo(line)
 
 
-@click.command("forget")
-@click.option("--site", "site_key", required=True, help="The site's key.")
-@click.argument("consent_id")
-def forget_command(site_key: str, consent_id: str) -> None:
-    """Erase a visitor's records, leaving a signed tombstone that verify accepts."""
-    if site_key not in sites():
-        raise click.BadParameter(f"unknown site {site_key!r}", param_hint="--site")
-    count, seq = forget(site_key, consent_id)
-    if seq is None:
-        before = erased_before(site_key, consent_id)
-        if before:
-            click.echo(f"{site_key}: consent ID {consent_id} was erased before ({before} records); nothing left")
-            return
-        raise click.ClickException(f"no records for consent ID {consent_id} on site {site_key!r}")
-    click.echo(f"{site_key}: erased {count} records of consent ID {consent_id}; tombstone: checkpoint {seq}")
-
-
 def init_app(app: Flask) -> None:
-    """Register ``consent purge`` and ``consent forget``."""
+    """Register ``consent purge``."""
     app.cli.add_command(purge_command)
-    app.cli.add_command(forget_command)

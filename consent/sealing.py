@@ -23,7 +23,7 @@ from flask import Flask, current_app
 from sqlalchemy import ColumnElement, func, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from consent import ledger
+from consent import chain, ledger
 from consent.inventory import sites
 from consent.models import ConsentRecord, LedgerCheckpoint, db, utcnow
 
@@ -53,7 +53,7 @@ def _open_seal(last: LedgerCheckpoint | None) -> LedgerCheckpoint | None:
         return None
     if utcnow() - last.first_at > OPEN_FOR:
         return None
-    checkpoint = ledger.as_checkpoint(last)
+    checkpoint = chain.as_checkpoint(last)
     # Never extend (and so re-sign) leaves that someone may have altered.
     return last if checkpoint.signed_by(ledger.ledger_key()) and checkpoint.leaves_intact() else None
 
@@ -63,9 +63,9 @@ def _seal_once(site: str, horizon: int) -> tuple[int, bool] | None:
 
     None when another sealer holds the site or changed the newest checkpoint first.
     """
-    if not ledger.lock_site(site, wait=False):
+    if not chain.lock_site(site, wait=False):
         return None
-    last = ledger.latest(site)
+    last = chain.latest(site)
     through = last.last_id if last else 0
     if horizon <= through:
         return 0, False
@@ -85,14 +85,14 @@ def _seal_once(site: str, horizon: int) -> tuple[int, bool] | None:
     leaves = b"".join(ledger.pack_leaf(*row) for row in rows)
     labels = b"".join(ledger.label(row.consent_id) for row in rows)
     if growing is None:
-        ledger.append(site, "seal", last, through, last_id, leaves=leaves, labels=labels)
+        chain.append(site, "seal", last, through, last_id, leaves=leaves, labels=labels)
         return len(rows), more
     # Compare-and-set: it is extended only if nobody extended it or appended after it meanwhile.
     newer = select(LedgerCheckpoint.id).where(LedgerCheckpoint.site == site, LedgerCheckpoint.seq > growing.seq)
     changed = db.session.execute(
         update(LedgerCheckpoint)
         .where(LedgerCheckpoint.id == growing.id, LedgerCheckpoint.last_id == growing.last_id, ~newer.exists())
-        .values(ledger.grown(growing, last_id, leaves, labels))
+        .values(chain.grown(growing, last_id, leaves, labels))
         .execution_options(synchronize_session=False)
     )
     return (len(rows), more) if changed.rowcount == 1 else None  # type: ignore[attr-defined]
@@ -166,7 +166,7 @@ def seal_command(site_keys: tuple[str, ...]) -> None:
         time.sleep(float(current_app.config["SEAL_GRACE"]))
     for key in site_keys or tuple(sites()):
         count = seal(key, horizon)
-        click.echo(f"{key}: sealed {count} records; the ledger accounts for ids up to {ledger.sealed_through(key)}")
+        click.echo(f"{key}: sealed {count} records; the ledger accounts for ids up to {chain.sealed_through(key)}")
 
 
 def init_app(app: Flask) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 from flask import Flask
 
-from consent import ledger
+from consent import chain, ledger
 from consent.export_reader import ExportFile, ExportFileError
 from consent.models import ConsentRecord, db
 from consent.recording import HASHED_FIELDS, record_hash
@@ -85,7 +85,7 @@ def live_rows(site: str) -> Iterator[Row]:
 
 def verify_live(site: str) -> Report:
     """Check ``site``'s stored records against its stored ledger."""
-    verifier = Verifier(site, ledger.ledger_key(), ledger.checkpoints(site, leaves=False), load=ledger.with_leaves)
+    verifier = Verifier(site, ledger.ledger_key(), chain.checkpoints(site, leaves=False), load=chain.with_leaves)
     return verifier.run(live_rows(site))
 
 

@@ -16,7 +16,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select, text
 
-from consent import ledger, sealing
+from consent import chain, ledger, sealing
 from consent.cli import cli
 from consent.models import ConsentRecord, LedgerCheckpoint, db
 from consent.recording import HASHED_FIELDS, record_hash
@@ -213,7 +213,7 @@ def test_a_checkpoint_forged_without_the_key_is_detected(proof_app):
         ).all()
         seal.leaves = b"".join(ledger.pack_leaf(*row) for row in rows)
         seal.root = ledger.leaves_root(seal.leaves)
-        forged = ledger.as_checkpoint(seal)
+        forged = chain.as_checkpoint(seal)
         seal.signature = ledger.ledger_signer("not-the-key").get_signature(forged.digest.encode()).decode()
         db.session.commit()
     result = run(proof_app, "verify", "--site", "demo")
@@ -242,12 +242,12 @@ def test_the_newest_seal_grows_until_full_then_a_new_one_starts(proof_app, monke
     post_choice(client)
     run(proof_app, "seal")
     with proof_app.app_context():
-        assert [(c.header["seq"], c.header["leaf_count"]) for c in ledger.checkpoints("demo")] == [(1, 2)]
+        assert [(c.header["seq"], c.header["leaf_count"]) for c in chain.checkpoints("demo")] == [(1, 2)]
     for _ in range(3):
         post_choice(client)
     run(proof_app, "seal")
     with proof_app.app_context():
-        assert [(c.header["seq"], c.header["leaf_count"]) for c in ledger.checkpoints("demo")] == [(1, 3), (2, 2)]
+        assert [(c.header["seq"], c.header["leaf_count"]) for c in chain.checkpoints("demo")] == [(1, 3), (2, 2)]
     assert run(proof_app, "verify", "--site", "demo").exit_code == 0
 
 
@@ -259,7 +259,7 @@ def test_a_tampered_open_seal_is_never_signed_again(proof_app):
     post_choice(client)
     run(proof_app, "seal")
     with proof_app.app_context():
-        assert [c.header["seq"] for c in ledger.checkpoints("demo")] == [1, 2]
+        assert [c.header["seq"] for c in chain.checkpoints("demo")] == [1, 2]
     result = run(proof_app, "verify", "--site", "demo")
     assert result.exit_code == 1
     assert "checkpoint 1: its leaves do not match its signed root" in result.output
@@ -272,11 +272,11 @@ def test_choices_are_sealed_on_the_write_path_within_the_interval(make_app):
     for _ in range(50):
         post_choice(client)
         with app.app_context():
-            if ledger.sealed_through("demo") >= 1:
+            if chain.sealed_through("demo") >= 1:
                 break
         time.sleep(0.05)
     with app.app_context():
-        assert ledger.sealed_through("demo") >= 1
+        assert chain.sealed_through("demo") >= 1
     assert first["consent_id"] in {consent for _, consent in records(app)}
     assert run(app, "verify", "--site", "demo").exit_code == 0
 
@@ -303,8 +303,8 @@ def test_sealers_racing_each_other_seal_each_record_once(proof_app, monkeypatch)
             thread.join(timeout=30)
     run(proof_app, "seal")
     with proof_app.app_context():
-        chain = ledger.checkpoints("demo")
-    assert sum(checkpoint.header["leaf_count"] for checkpoint in chain) == 30
+        stored = chain.checkpoints("demo")
+    assert sum(checkpoint.header["leaf_count"] for checkpoint in stored) == 30
     assert run(proof_app, "verify", "--site", "demo").exit_code == 0
 
 
@@ -346,7 +346,7 @@ def test_sealing_waits_for_ids_that_commit_out_of_order(proof_app, database_url)
         # SQLite gives out ids in commit order: what is visible is final, so it seals at once.
         with proof_app.app_context():
             sealer.tick("demo")
-            assert ledger.sealed_through("demo") == records(proof_app)[-1][0]
+            assert chain.sealed_through("demo") == records(proof_app)[-1][0]
         return
     slow_consent = str(uuid.uuid4())
     with psycopg.connect(database_url) as slow:
@@ -356,12 +356,12 @@ def test_sealing_waits_for_ids_that_commit_out_of_order(proof_app, database_url)
         assert fast_id > slow_id
         with proof_app.app_context():
             sealer.tick("demo")  # observes the highest visible id, seals nothing yet
-            assert ledger.sealed_through("demo") == 0
+            assert chain.sealed_through("demo") == 0
         slow.commit()
     clock.now += 2
     with proof_app.app_context():
         sealer.tick("demo")  # a grace period later: every id up to the observed one is final
-        assert ledger.sealed_through("demo") == fast_id
+        assert chain.sealed_through("demo") == fast_id
     result = run(proof_app, "verify", "--site", "demo")
     assert result.exit_code == 0, result.output
     assert "3 records checked, 3 sealed" in result.output

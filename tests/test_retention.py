@@ -14,7 +14,7 @@ from sqlalchemy import select
 from test_export import insert_records
 from test_ledger import execute, findings, post_choice, records, run
 
-from consent import ledger, sealing
+from consent import chain, ledger, sealing
 from consent.models import ConsentRecord, LedgerCheckpoint, db
 from consent.partitions import month_partitions
 
@@ -53,11 +53,11 @@ def test_purge_deletes_expired_records_and_what_remains_verifies(proof_app, monk
     assert "demo: purged 3 records" in result.output and "signed as checkpoint 4" in result.output
     assert records(proof_app) == log[3:]
     with proof_app.app_context():
-        chain = ledger.checkpoints("demo")
+        stored = chain.checkpoints("demo")
     # The seal of the first two expired records is gone; the one holding an expired and a kept record stays.
-    assert [(c.header["seq"], c.header["kind"]) for c in chain] == [(2, "seal"), (3, "seal"), (4, "purge")]
-    assert chain[-1].header["detail"]["purged"] == 3
-    assert chain[-1].header["detail"]["start"] == {"seq": 2, "previous": chain[0].header["previous"]}
+    assert [(c.header["seq"], c.header["kind"]) for c in stored] == [(2, "seal"), (3, "seal"), (4, "purge")]
+    assert stored[-1].header["detail"]["purged"] == 3
+    assert stored[-1].header["detail"]["start"] == {"seq": 2, "previous": stored[0].header["previous"]}
     verified = run(proof_app, "verify", "--site", "demo")
     assert verified.exit_code == 0, verified.output
     assert "2 records checked, 2 sealed" in verified.output and "1 purged" in verified.output
@@ -77,13 +77,13 @@ def test_a_purge_forged_without_the_key_does_not_excuse_a_deletion(proof_app, mo
     log = old_and_new(proof_app, monkeypatch)
     execute(proof_app, "DELETE FROM consent_records WHERE id = :id", id=log[3][0])
     with proof_app.app_context():
-        newest = ledger.latest("demo")
-        fake = ledger.append("demo", "purge", newest, newest.last_id, newest.last_id, detail={})
+        newest = chain.latest("demo")
+        fake = chain.append("demo", "purge", newest, newest.last_id, newest.last_id, detail={})
         fake.detail = {
             "absent_before_ms": ledger.epoch_ms(datetime.now(UTC)),
             "start": {"seq": 1, "previous": "0" * 64},
         }
-        fake.signature = ledger.ledger_signer("not-the-key").get_signature(ledger.as_checkpoint(fake).digest.encode())
+        fake.signature = ledger.ledger_signer("not-the-key").get_signature(chain.as_checkpoint(fake).digest.encode())
         fake.signature = fake.signature.decode()
         db.session.commit()
     result = run(proof_app, "verify", "--site", "demo")
@@ -103,7 +103,7 @@ def test_forget_erases_a_visitor_leaving_a_tombstone_that_verifies(proof_app):
     assert f"demo: erased 2 records of consent ID {first['consent_id']}; tombstone: checkpoint 2" in result.output
     assert [consent_id for _, consent_id in records(proof_app)] == [other["consent_id"]]
     with proof_app.app_context():
-        seal, tombstone = ledger.checkpoints("demo")
+        seal, tombstone = chain.checkpoints("demo")
     assert uuid.UUID(first["consent_id"]).bytes not in seal.labels  # the ledger no longer names them
     assert uuid.UUID(other["consent_id"]).bytes in seal.labels
     assert tombstone.header["kind"] == "forget" and tombstone.header["leaf_count"] == 2
