@@ -15,6 +15,7 @@ from sqlalchemy import delete, select, update
 from consent import chain, ledger
 from consent.inventory import sites
 from consent.models import ConsentRecord, LedgerCheckpoint, db
+from consent.stats import invalidate_rollups
 
 
 def forget(site: str, consent_id: str) -> tuple[int, int | None]:
@@ -44,6 +45,7 @@ def forget(site: str, consent_id: str) -> tuple[int, int | None]:
         labels=ledger.NO_LABEL * len(rows),
         detail={"records": len(rows)},
     )
+    invalidate_rollups(site, {row.recorded_at.date() for row in rows})
     db.session.commit()
     return len(rows), tombstone.seq
 

@@ -23,6 +23,7 @@ from consent.inventory import Site, sites
 from consent.models import ConsentRecord, LedgerCheckpoint, db, utcnow
 from consent.partitions import drop_partitions_before
 from consent.recording import iso
+from consent.stats import invalidate_rollups
 
 BATCH = 10_000
 
@@ -102,6 +103,7 @@ def purge(site: Site, dry_run: bool = False, now: datetime | None = None) -> Pur
         site.key, "purge", newest, through, through, root=root.hexdigest(), leaf_count=count, detail=detail
     )
     result.seq = purged.seq
+    invalidate_rollups(site.key)
     db.session.commit()
     return result
 
