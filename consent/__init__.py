@@ -44,14 +44,21 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         banner,
         database,
         declaration,
+        erasure,
         errors,
+        export,
         health,
+        history,
         inventory,
         limits,
         metrics,
         openapi,
+        receipts,
         request_log,
+        retention,
+        sealing,
         security,
+        verify,
     )
 
     security.init_app(app, DEFAULT_SECRET_KEY)
@@ -61,6 +68,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     limits.init_app(app)
     metrics.init_app(app)
+    for proof in (sealing, export, verify, history, receipts, retention, erasure):
+        proof.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(banner.bp)

@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask, current_app
 from flask_migrate import Migrate
 from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError
 
 from consent.inventory import Site
 from consent.models import InventoryVersion, db, utcnow
@@ -79,6 +80,13 @@ def remember_inventory(site: Site) -> None:
         "first_served_at": utcnow(),
     }
     statement = dialect_insert(InventoryVersion).values(values)
-    db.session.execute(statement.on_conflict_do_nothing(index_elements=["hash"]))
-    db.session.commit()
+    try:
+        db.session.execute(statement.on_conflict_do_nothing(index_elements=["hash"]))
+        db.session.commit()
+    except DBAPIError:
+        # The banner and the declaration must still be served while the
+        # database is away; the version is stored on a later request.
+        db.session.rollback()
+        current_app.logger.warning("inventory version not stored: database unavailable")
+        return
     stored.add(site.hash)

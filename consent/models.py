@@ -13,6 +13,7 @@ from sqlalchemy import (
     DateTime,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     TypeDecorator,
@@ -152,3 +153,33 @@ class UndeclaredCookie(db.Model):  # type: ignore[name-defined,misc]
     reports: Mapped[int]
     first_seen: Mapped[datetime] = mapped_column(UTCDateTime())
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class LedgerCheckpoint(db.Model):  # type: ignore[name-defined,misc]
+    """One signed link of a site's ledger: a seal over records, or a purge or erasure event.
+
+    A ``seal`` claims that the records of ``site`` with ``after_id < id <= last_id``
+    are exactly its ``leaves`` (see consent.ledger). ``labels`` holds the consent
+    IDs of those leaves for naming removed records; it is not signed, so an
+    erasure can blank it.
+    """
+
+    __tablename__ = "ledger_checkpoints"
+    __table_args__ = (UniqueConstraint("site", "seq"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    site: Mapped[str] = mapped_column(String(40))
+    seq: Mapped[int]
+    kind: Mapped[str] = mapped_column(String(16))
+    after_id: Mapped[int] = mapped_column(BigInteger)
+    last_id: Mapped[int] = mapped_column(BigInteger)
+    leaf_count: Mapped[int]
+    first_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    root: Mapped[str] = mapped_column(String(64))
+    previous: Mapped[str] = mapped_column(String(64))
+    signed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+    leaves: Mapped[bytes] = mapped_column(LargeBinary)
+    labels: Mapped[bytes] = mapped_column(LargeBinary)
+    signature: Mapped[str] = mapped_column(String(128))

@@ -16,6 +16,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy import select
 
+from consent import sealing
 from consent.database import dialect_insert
 from consent.errors import ApiError
 from consent.inventory import Site
@@ -185,6 +186,7 @@ def record_consent(site: Site, data: dict[str, Any], ip: str | None, user_agent:
     if record_id is not None:
         db.session.commit()
         RECORDS_WRITTEN.labels(site.key, data["action"]).inc()
+        sealing.after_record(site.key)
         return response_body(
             site.key, values["consent_id"], values["recorded_at"], record_id, values["record_hash"]
         ), True

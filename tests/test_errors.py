@@ -61,3 +61,9 @@ def test_unreachable_database_is_503_not_500(make_app, url):
     assert response.headers["Retry-After"]
     assert client.get("/readyz").status_code == 503
     assert client.get("/healthz").json == {"status": "ok"}
+
+
+def test_banner_and_inventory_are_served_while_the_database_is_away(make_app):
+    client = make_app(DATABASE_URL="postgresql://127.0.0.1:1/test").test_client()
+    assert client.get("/s/demo/banner.js").status_code == 200
+    assert client.get("/api/v1/sites/demo/inventory").status_code == 200

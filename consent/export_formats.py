@@ -1,0 +1,195 @@
+"""How exports are written: CSV and JSON Lines rows built by the database, ISO/IEC TS 27560 records,
+and the ledger entries at the end of every file that make it verifiable on its own.
+
+CSV and JSON Lines rows are formatted in SQL, so that a large export runs at
+close to the database's own CSV speed; the column order and the text of every
+value are the same on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from consent.ledger import LEAF, NO_LABEL, Checkpoint, unpack_leaves
+from consent.recording import iso
+from consent.texts import CATEGORIES
+
+COLUMNS = (
+    "record_id", "consent_id", "recorded_at", "action", *CATEGORIES, "revision", "inventory_hash",
+    "language", "page_url", "ip", "user_agent", "gpc", "dnt", "site", "event_id", "record_hash",
+)  # fmt: skip
+BOOLEANS = frozenset((*CATEGORIES, "gpc", "dnt"))
+# Spreadsheets run a cell that starts with one of these as a formula; in CSV the
+# values a visitor chooses get a "'" in front when they start so (or with "'").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
+GUARDED = frozenset(("user_agent", "event_id"))
+# Free text; every other column holds values validated on the way in (ids, hashes, keys).
+QUOTED = frozenset(("page_url", "user_agent"))
+CSV_BOM = "\ufeff".encode()
+LEDGER_MARK = "#ledger"
+CHUNK = 22_500  # bytes of leaves per trailer entry: under Excel's 32,767 characters a cell once in base64
+STORED = {"record_id": "id"}
+
+
+def _column(name: str) -> str:
+    return STORED.get(name, name)
+
+
+def _sql_moment(dialect: str) -> str:
+    if dialect == "postgresql":
+        return """to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"""
+    # SQLite holds '2026-11-21 20:19:00.123000' (UTC): the same text as recording.iso().
+    return "substr(recorded_at, 1, 10) || 'T' || substr(recorded_at, 12, 12) || 'Z'"
+
+
+def _sql_boolean(column: str) -> str:
+    return f"CASE WHEN {column} THEN 'true' ELSE 'false' END"
+
+
+def _sql_guard(column: str, dialect: str) -> str:
+    starts = "'=', '+', '-', '@', '''', " + ("chr(9), chr(13)" if dialect == "postgresql" else "char(9), char(13)")
+    risky = f"substr({column}, 1, 1) IN ({starts})"
+    # Most values start with a letter or a digit: two byte-wise comparisons settle those.
+    binary = f'{column} COLLATE "C"' if dialect == "postgresql" else column
+    safe = f"{binary} >= 'A' OR ({binary} >= '0' AND {binary} < ':')"
+    return f"CASE WHEN {safe} THEN {column} WHEN {risky} THEN '''' || {column} ELSE {column} END"
+
+
+def sql_values(dialect: str, *, csv: bool) -> list[str]:
+    """One SQL expression per export column giving its text (CSV guards formula-like values)."""
+    values = []
+    for name in COLUMNS:
+        if name == "recorded_at":
+            values.append(_sql_moment(dialect))
+        elif name in BOOLEANS:
+            values.append(_sql_boolean(name))
+        elif csv and name in GUARDED:
+            values.append(_sql_guard(name, dialect))
+        else:
+            values.append(_column(name))
+    return values
+
+
+def sql_csv_line(dialect: str) -> str:
+    """SQLite: one whole CSV line per record; free-text values always quoted."""
+    parts = []
+    for name, value in zip(COLUMNS, sql_values(dialect, csv=True), strict=True):
+        parts.append(f"""'"' || replace({value}, '"', '""') || '"'""" if name in QUOTED else value)
+    return " || ',' || ".join(parts) + " || char(13, 10)"
+
+
+def sql_json_line(dialect: str) -> str:
+    """One JSON object per record, compact, keys in column order, followed by a newline (SQLite)."""
+    if dialect == "postgresql":
+        parts = []
+        for name, value in zip(COLUMNS, sql_values(dialect, csv=False), strict=True):
+            numeric = name in BOOLEANS or name in ("record_id", "revision")
+            parts.append(f"""'"{name}":' || {value if numeric else f"to_json({value})::text"}""")
+        return "'{' || " + " || ',' || ".join(parts) + " || '}'"
+    pairs = []
+    for name, value in zip(COLUMNS, sql_values(dialect, csv=False), strict=True):
+        pairs.append(f"'{name}', " + (f"json({value})" if name in BOOLEANS else value))
+    return f"json_object({', '.join(pairs)}) || char(10)"
+
+
+def iso27560(record: dict[str, Any], site: dict[str, Any]) -> dict[str, Any]:
+    """A record shaped as an ISO/IEC TS 27560 consent record, carrying every hashed field."""
+    granted = [c for c in CATEGORIES if record[c]]
+    return {
+        "record": {
+            "schema_version": "ISO/IEC TS 27560:2023",
+            "record_id": record["record_id"],
+            "pii_principal_id": record["consent_id"],
+        },
+        "pii_processing": {
+            "privacy_notice": {"url": site["policy_url"], "inventory_hash": record["inventory_hash"]},
+            "revision": record["revision"],
+            "language": record["language"],
+            "purposes": [
+                {
+                    "purpose": category,
+                    "lawful_basis": "legitimate interest" if category == "necessary" else "consent",
+                    "consent_given": record[category],
+                }
+                for category in CATEGORIES
+            ],
+            "pii_controllers": ["controller"],
+        },
+        "party_identification": [
+            {"party_id": "controller", "party_name": site["name"], "party_role": "PII Controller"}
+        ],
+        "event": [
+            {
+                "event_time": record["recorded_at"],
+                "validity_duration": f"P{site['consent_max_age_days']}D",
+                "type": "explicit",
+                "state": "withdrawn" if record["action"] == "withdraw" else "given",
+                "purposes_given": granted,
+                "action": record["action"],
+                "page_url": record["page_url"],
+                "ip": record["ip"],
+                "user_agent": record["user_agent"],
+                "gpc": record["gpc"],
+                "dnt": record["dnt"],
+            }
+        ],
+        "integrity": {"site": record["site"], "event_id": record["event_id"], "record_hash": record["record_hash"]},
+    }
+
+
+def from_iso27560(document: dict[str, Any]) -> dict[str, Any]:
+    """The export columns of an ISO/IEC TS 27560 record written by ``iso27560``."""
+    event = document["event"][0]
+    processing = document["pii_processing"]
+    record = {
+        "record_id": document["record"]["record_id"],
+        "consent_id": document["record"]["pii_principal_id"],
+        "recorded_at": event["event_time"],
+        "revision": processing["revision"],
+        "inventory_hash": processing["privacy_notice"]["inventory_hash"],
+        "language": processing["language"],
+        **{key: event[key] for key in ("action", "page_url", "ip", "user_agent", "gpc", "dnt")},
+        **document["integrity"],
+    }
+    record.update({purpose["purpose"]: purpose["consent_given"] for purpose in processing["purposes"]})
+    return record
+
+
+def data_entries(kind: str, seq: Any, data: bytes) -> Iterator[dict[str, Any]]:
+    for start in range(0, len(data), CHUNK):
+        yield {kind: {"seq": seq, "data": base64.b64encode(data[start : start + CHUNK]).decode()}}
+
+
+def ledger_entries(checkpoint: Checkpoint, scope: tuple[int | None, int | None]) -> Iterator[dict[str, Any]]:
+    """A checkpoint as trailer entries; labels of leaves outside ``scope`` are blanked (not exported)."""
+    yield {"checkpoint": {**checkpoint.header, "signature": checkpoint.signature}}
+    labels = checkpoint.labels
+    since, until = scope
+    if since is not None or until is not None:
+        kept = bytearray(labels)
+        for position, (_, moment, _, _) in enumerate(unpack_leaves(checkpoint.leaves)):
+            if (since is not None and moment < since) or (until is not None and moment >= until):
+                kept[position * 16 : position * 16 + 16] = NO_LABEL
+        labels = bytes(kept)
+    yield from data_entries("leaves", checkpoint.header["seq"], checkpoint.leaves)
+    yield from data_entries("labels", checkpoint.header["seq"], labels[: len(checkpoint.leaves) // LEAF.size * 16])
+
+
+def encode_entry(entry: dict[str, Any], fmt: str) -> bytes:
+    """One trailer entry: a JSON line, or in CSV a row ``#ledger,<json>``."""
+    line = json.dumps(entry, separators=(",", ":"), ensure_ascii=False)
+    if fmt == "csv":
+        return f'{LEDGER_MARK},"{line.replace(chr(34), chr(34) * 2)}"\r\n'.encode()
+    return (line + "\n").encode()
+
+
+def csv_header() -> bytes:
+    """The BOM (so that spreadsheets read UTF-8) and the header row."""
+    return CSV_BOM + (",".join(COLUMNS) + "\r\n").encode()
+
+
+def moment_text(moment: Any) -> str | None:
+    return iso(moment) if moment is not None else None

@@ -1,0 +1,180 @@
+"""Sealing: the newest records become signed checkpoints within seconds, without a lock on writes.
+
+Every worker runs the same cheap timer after each recorded choice; when it is
+due, that worker seals and the others find nothing left to do (PostgreSQL: a
+try-lock per site; SQLite: one writer at a time and a unique ``(site, seq)``).
+
+On PostgreSQL, ids come from a sequence and can commit out of order: id 7 may
+be visible while id 6 is still being inserted. So the sealer first *observes*
+the highest visible id H and seals up to H only ``CONSENT_SEAL_GRACE`` seconds
+later: every id below H was taken before H was, by an insert that commits
+within the grace period. SQLite gives out ids in commit order, so there the
+observed H is final at once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import timedelta
+
+import click
+from flask import Flask, current_app
+from sqlalchemy import ColumnElement, func, select, text, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from consent import chain, ledger
+from consent.inventory import sites
+from consent.models import ConsentRecord, LedgerCheckpoint, db, utcnow
+
+MAX_LEAVES = 10_000
+OPEN_FOR = timedelta(hours=1)
+
+
+def read_horizon() -> int:
+    """The highest record id visible now, all sites together."""
+    return int(db.session.scalar(select(func.max(ConsentRecord.id))) or 0)
+
+
+def _of_site(site: str) -> ColumnElement[bool]:
+    """``site = :site``, written so that a range of ids is read through the primary key.
+
+    SQLite, without statistics, would otherwise pick the site's index and read
+    every record of the site to find the newest few ("+" disqualifies it).
+    """
+    if db.engine.dialect.name == "sqlite":
+        return text("+site = :site").bindparams(site=site)  # type: ignore[return-value]
+    return ConsentRecord.site == site
+
+
+def _open_seal(last: LedgerCheckpoint | None) -> LedgerCheckpoint | None:
+    """The newest checkpoint if it is a seal that may still grow (small, recent and intact)."""
+    if last is None or last.kind != "seal" or last.leaf_count >= MAX_LEAVES or last.first_at is None:
+        return None
+    if utcnow() - last.first_at > OPEN_FOR:
+        return None
+    checkpoint = chain.as_checkpoint(last)
+    # Never extend (and so re-sign) leaves that someone may have altered.
+    return last if checkpoint.signed_by(ledger.ledger_key()) and checkpoint.leaves_intact() else None
+
+
+def _seal_once(site: str, horizon: int) -> tuple[int, bool] | None:
+    """Seal the next batch of ``site``'s records up to ``horizon``: (leaves added, whether more remain).
+
+    None when another sealer holds the site or changed the newest checkpoint first.
+    """
+    if not chain.lock_site(site, wait=False):
+        return None
+    last = chain.latest(site)
+    through = last.last_id if last else 0
+    if horizon <= through:
+        return 0, False
+    growing = _open_seal(last)
+    room = MAX_LEAVES - growing.leaf_count if growing else MAX_LEAVES
+    rows = db.session.execute(
+        select(ConsentRecord.id, ConsentRecord.recorded_at, ConsentRecord.consent_id, ConsentRecord.record_hash)
+        .where(_of_site(site), ConsentRecord.id > through, ConsentRecord.id <= horizon)
+        .order_by(ConsentRecord.id)
+        .limit(room)
+    ).all()
+    if not rows:
+        return 0, False
+    more = len(rows) == room
+    # A seal claims every record up to its last_id: up to the horizon, or its last row when it is full.
+    last_id = rows[-1].id if more else horizon
+    leaves = b"".join(ledger.pack_leaf(*row) for row in rows)
+    labels = b"".join(ledger.label(row.consent_id) for row in rows)
+    if growing is None:
+        chain.append(site, "seal", last, through, last_id, leaves=leaves, labels=labels)
+        return len(rows), more
+    # Compare-and-set: it is extended only if nobody extended it or appended after it meanwhile.
+    newer = select(LedgerCheckpoint.id).where(LedgerCheckpoint.site == site, LedgerCheckpoint.seq > growing.seq)
+    changed = db.session.execute(
+        update(LedgerCheckpoint)
+        .where(LedgerCheckpoint.id == growing.id, LedgerCheckpoint.last_id == growing.last_id, ~newer.exists())
+        .values(chain.grown(growing, last_id, leaves, labels))
+        .execution_options(synchronize_session=False)
+    )
+    return (len(rows), more) if changed.rowcount == 1 else None  # type: ignore[attr-defined]
+
+
+def seal(site: str, horizon: int) -> int:
+    """Seal ``site``'s records with ids up to ``horizon`` (all final); return how many were sealed."""
+    total = 0
+    while True:
+        try:
+            outcome = _seal_once(site, horizon)
+        except IntegrityError:
+            outcome = None  # another sealer appended the same seq first
+        except OperationalError as error:
+            if "locked" not in str(error):  # SQLite: another writer committed since this one read
+                raise
+            outcome = None
+        if outcome is None:
+            db.session.rollback()
+            return total
+        db.session.commit()
+        total += outcome[0]
+        if not outcome[1]:
+            return total
+
+
+class Sealer:
+    """The per-process timer on the write path: observe the horizon, then seal it a grace period later."""
+
+    def __init__(self, interval: float, grace: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval, self.grace, self.clock = interval, min(grace, interval), clock
+        self.due: dict[str, float] = {}
+        self.observed: dict[str, int] = {}
+
+    def tick(self, site: str) -> None:
+        """Called after every recorded choice; does something only when due."""
+        now = self.clock()
+        if now < self.due.get(site, 0.0):
+            return
+        if db.engine.dialect.name != "postgresql":
+            self.due[site] = now + self.interval
+            seal(site, read_horizon())
+        elif site not in self.observed:
+            self.observed[site] = read_horizon()
+            db.session.commit()
+            self.due[site] = now + self.grace
+        else:
+            self.due[site] = now + self.interval - self.grace
+            seal(site, self.observed.pop(site))
+
+
+def after_record(site: str) -> None:
+    """Seal when due, by whichever worker gets there first; never fails the request that called it."""
+    sealer: Sealer | None = current_app.extensions.get("consent.sealer")
+    if sealer is None:
+        return
+    try:
+        sealer.tick(site)
+    except Exception:  # noqa: BLE001 - the choice is committed; sealing retries on the next tick
+        db.session.rollback()
+        current_app.logger.warning("sealing %s failed; retrying later", site, exc_info=True)
+
+
+@click.command("seal")
+@click.option("--site", "site_keys", multiple=True, help="Only this site (repeatable); default: every site.")
+def seal_command(site_keys: tuple[str, ...]) -> None:
+    """Seal every record written so far into signed checkpoints."""
+    horizon = read_horizon()
+    db.session.commit()
+    if db.engine.dialect.name == "postgresql":
+        time.sleep(float(current_app.config["SEAL_GRACE"]))
+    for key in site_keys or tuple(sites()):
+        count = seal(key, horizon)
+        click.echo(f"{key}: sealed {count} records; the ledger accounts for ids up to {chain.sealed_through(key)}")
+
+
+def init_app(app: Flask) -> None:
+    """Configure sealing (``CONSENT_SEAL_INTERVAL`` 0 turns it off on the write path) and its command."""
+    app.config.setdefault("LEDGER_KEY", None)
+    app.config.setdefault("SEAL_INTERVAL", 10)
+    app.config.setdefault("SEAL_GRACE", 2)
+    interval = float(app.config["SEAL_INTERVAL"])
+    if interval > 0:
+        app.extensions["consent.sealer"] = Sealer(interval, float(app.config["SEAL_GRACE"]))
+    app.cli.add_command(seal_command)

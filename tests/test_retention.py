@@ -1,0 +1,205 @@
+"""Purge and erasure: each a signed ledger event, after which what remains still verifies."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+from flask import Flask
+from flask_migrate import upgrade
+from sqlalchemy import select
+from test_export import insert_records
+from test_ledger import execute, findings, post_choice, records, run
+
+from consent import chain, ledger, sealing
+from consent.models import ConsentRecord, LedgerCheckpoint, db
+from consent.partitions import month_partitions
+
+LONG_AGO = datetime.now(UTC) - timedelta(days=2000)  # the demo site keeps records 1825 days
+
+
+@pytest.fixture
+def proof_app(make_app: Any) -> Flask:
+    return make_app(SEAL_INTERVAL=0, SEAL_GRACE=0)
+
+
+def old_and_new(app: Flask, monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, str]]:
+    """Three expired records and two recent ones, sealed two to a checkpoint."""
+    monkeypatch.setattr(sealing, "MAX_LEAVES", 2)
+    insert_records(app, [LONG_AGO + timedelta(minutes=minute) for minute in range(3)])
+    client = app.test_client()
+    post_choice(client)
+    post_choice(client)
+    assert run(app, "seal").exit_code == 0
+    return records(app)
+
+
+def test_a_dry_run_counts_and_deletes_nothing(proof_app, monkeypatch):
+    log = old_and_new(proof_app, monkeypatch)
+    result = run(proof_app, "purge", "--dry-run")
+    assert result.exit_code == 0
+    assert "demo: would purge 3 records recorded before" in result.output
+    assert "(retention 1825 days); 1 checkpoints dropped" in result.output
+    assert records(proof_app) == log
+
+
+def test_purge_deletes_expired_records_and_what_remains_verifies(proof_app, monkeypatch):
+    log = old_and_new(proof_app, monkeypatch)
+    result = run(proof_app, "purge", "--site", "demo")
+    assert result.exit_code == 0, result.output
+    assert "demo: purged 3 records" in result.output and "signed as checkpoint 4" in result.output
+    assert records(proof_app) == log[3:]
+    with proof_app.app_context():
+        stored = chain.checkpoints("demo")
+    # The seal of the first two expired records is gone; the one holding an expired and a kept record stays.
+    assert [(c.header["seq"], c.header["kind"]) for c in stored] == [(2, "seal"), (3, "seal"), (4, "purge")]
+    assert stored[-1].header["detail"]["purged"] == 3
+    assert stored[-1].header["detail"]["start"] == {"seq": 2, "previous": stored[0].header["previous"]}
+    verified = run(proof_app, "verify", "--site", "demo")
+    assert verified.exit_code == 0, verified.output
+    assert "2 records checked, 2 sealed" in verified.output and "1 purged" in verified.output
+    assert run(proof_app, "purge").output.startswith("demo: purged 0 records")
+
+
+def test_removing_the_purge_event_or_more_old_checkpoints_is_detected(proof_app, monkeypatch):
+    old_and_new(proof_app, monkeypatch)
+    run(proof_app, "purge")
+    execute(proof_app, "DELETE FROM ledger_checkpoints WHERE seq = 2")
+    result = run(proof_app, "verify", "--site", "demo")
+    assert result.exit_code == 1
+    assert "checkpoint 3: the chain should start at checkpoint 2: older checkpoints were removed" in result.output
+
+
+def test_a_purge_forged_without_the_key_does_not_excuse_a_deletion(proof_app, monkeypatch):
+    log = old_and_new(proof_app, monkeypatch)
+    execute(proof_app, "DELETE FROM consent_records WHERE id = :id", id=log[3][0])
+    with proof_app.app_context():
+        newest = chain.latest("demo")
+        fake = chain.append("demo", "purge", newest, newest.last_id, newest.last_id, detail={})
+        fake.detail = {
+            "absent_before_ms": ledger.epoch_ms(datetime.now(UTC)),
+            "start": {"seq": 1, "previous": "0" * 64},
+        }
+        fake.signature = ledger.ledger_signer("not-the-key").get_signature(chain.as_checkpoint(fake).digest.encode())
+        fake.signature = fake.signature.decode()
+        db.session.commit()
+    result = run(proof_app, "verify", "--site", "demo")
+    assert result.exit_code == 1
+    assert "its signature does not verify" in result.output
+    assert ("removed", *log[3]) in findings(result.output)
+
+
+def test_forget_erases_a_visitor_leaving_a_tombstone_that_verifies(proof_app):
+    client = proof_app.test_client()
+    first = post_choice(client)
+    post_choice(client, action="withdraw", choices={}, consent_id=first["consent_id"], receipt=first["receipt"])
+    other = post_choice(client)
+    run(proof_app, "seal")
+    result = run(proof_app, "forget", "--site", "demo", first["consent_id"])
+    assert result.exit_code == 0, result.output
+    assert f"demo: erased 2 records of consent ID {first['consent_id']}; tombstone: checkpoint 2" in result.output
+    assert [consent_id for _, consent_id in records(proof_app)] == [other["consent_id"]]
+    with proof_app.app_context():
+        seal, tombstone = chain.checkpoints("demo")
+    assert uuid.UUID(first["consent_id"]).bytes not in seal.labels  # the ledger no longer names them
+    assert uuid.UUID(other["consent_id"]).bytes in seal.labels
+    assert tombstone.header["kind"] == "forget" and tombstone.header["leaf_count"] == 2
+    verified = run(proof_app, "verify", "--site", "demo")
+    assert verified.exit_code == 0, verified.output
+    assert "1 records checked, 1 sealed" in verified.output and "2 erased" in verified.output
+    again = run(proof_app, "forget", "--site", "demo", first["consent_id"])
+    assert again.exit_code == 0 and "was erased before (2 records)" in again.output
+
+
+def test_forget_of_an_unknown_visitor_fails(proof_app):
+    result = run(proof_app, "forget", "--site", "demo", str(uuid.uuid4()))
+    assert result.exit_code == 1
+    assert "no records for consent ID" in result.output
+
+
+def test_an_erasure_excuses_only_the_erased_records(proof_app):
+    client = proof_app.test_client()
+    gone, kept = post_choice(client), post_choice(client)
+    unsealed = post_choice(client)
+    run(proof_app, "seal")
+    assert run(proof_app, "forget", "--site", "demo", unsealed["consent_id"]).exit_code == 0
+    assert run(proof_app, "forget", "--site", "demo", gone["consent_id"]).exit_code == 0
+    assert [consent_id for _, consent_id in records(proof_app)] == [kept["consent_id"]]
+    execute(proof_app, "DELETE FROM consent_records WHERE consent_id = :id", id=kept["consent_id"])
+    result = run(proof_app, "verify", "--site", "demo")
+    assert result.exit_code == 1
+    assert {(kind, consent) for kind, _, consent in findings(result.output)} == {("removed", kept["consent_id"])}
+
+
+def test_records_erased_before_they_were_sealed_verify(proof_app):
+    client = proof_app.test_client()
+    visitor = post_choice(client)
+    post_choice(client)
+    assert run(proof_app, "forget", "--site", "demo", visitor["consent_id"]).exit_code == 0
+    run(proof_app, "seal")
+    result = run(proof_app, "verify", "--site", "demo")
+    assert result.exit_code == 0, result.output
+    # The seal never held the erased record, so there is no absence to excuse.
+    assert "1 records checked, 1 sealed in checkpoints up to 2; 0 not sealed yet, 0 erased" in result.output
+
+
+PARTITIONED = """
+ALTER TABLE consent_records RENAME TO consent_records_unpartitioned;
+CREATE TABLE consent_records (LIKE consent_records_unpartitioned INCLUDING DEFAULTS) PARTITION BY RANGE (recorded_at);
+ALTER TABLE consent_records ADD CONSTRAINT pk_consent_records_partitioned PRIMARY KEY (id, recorded_at);
+CREATE INDEX ix_consent_records_site_consent_id_p ON consent_records (site, consent_id);
+CREATE INDEX ix_consent_records_site_recorded_at_p ON consent_records (site, recorded_at);
+CREATE TABLE consent_records_default PARTITION OF consent_records DEFAULT;
+INSERT INTO consent_records SELECT * FROM consent_records_unpartitioned;
+ALTER SEQUENCE consent_records_id_seq OWNED BY consent_records.id;
+DROP TABLE consent_records_unpartitioned;
+"""
+
+
+def _month(connection: psycopg.Connection, start: datetime) -> None:
+    end = (start + timedelta(days=32)).replace(day=1)
+    name = f"consent_records_{start:%Y_%m}"
+    connection.execute(
+        f"CREATE TABLE {name} PARTITION OF consent_records FOR VALUES FROM ('{start:%Y-%m-%d}') TO ('{end:%Y-%m-%d}')"
+    )
+
+
+def test_purge_drops_whole_month_partitions(make_app, database_url):
+    if not database_url.startswith("postgresql"):
+        app = make_app(SEAL_INTERVAL=0)
+        with app.app_context():
+            assert month_partitions() == []  # SQLite: purges delete rows
+        return
+    schema = f"consent_part_{uuid.uuid4().hex[:10]}"
+    base = database_url.split("?")[0]
+    with psycopg.connect(base, autocommit=True) as admin:
+        admin.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        url = f"{base}?options=-csearch_path%3D{schema}"
+        app = make_app(DATABASE_URL=url, SEAL_INTERVAL=0, SEAL_GRACE=0)
+        with app.app_context():
+            upgrade()
+        old = LONG_AGO.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        with psycopg.connect(url, autocommit=True) as connection:
+            connection.execute(PARTITIONED)
+            _month(connection, old)
+        insert_records(app, [old + timedelta(days=day) for day in (1, 2, 3)])
+        insert_records(app, [datetime.now(UTC) - timedelta(days=1)])
+        run(app, "seal")
+        result = run(app, "purge")
+        assert result.exit_code == 0, result.output
+        assert "purged 3 records" in result.output and "1 partitions dropped" in result.output
+        with app.app_context():
+            assert [name for name, _, _ in month_partitions()] == []
+            assert db.session.scalars(select(ConsentRecord.id)).all() == [4]
+            assert db.session.scalars(select(LedgerCheckpoint.kind).order_by(LedgerCheckpoint.seq)).all()[-1] == "purge"
+        verified = run(app, "verify", "--site", "demo")
+        assert verified.exit_code == 0, verified.output
+        with app.app_context():
+            db.engine.dispose()
+    finally:
+        with psycopg.connect(base, autocommit=True) as admin:
+            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
