@@ -276,6 +276,7 @@ def test_memory_stays_flat_during_a_large_export(proof_app, database_url, tmp_pa
         "PYTHONPATH": str(ROOT),
         "CONSENT_DATABASE_URL": database_url,
         "CONSENT_SECRET_KEY": "test-secret-key",
+        "CONSENT_ADMIN_TOKENS": "test-admin-token",
         "CONSENT_INVENTORY": str(ROOT / "cookies.yaml"),
     }
     command = [
