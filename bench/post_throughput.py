@@ -47,6 +47,14 @@ with create_app().app_context():
     upgrade()
 """
 BUDGET = 0.80
+# The service as deployed, with rate limits that one benchmark client never reaches:
+# the limiter still counts every request, it never refuses one. --env overrides these.
+SERVICE_ENV = {
+    "CONSENT_SECRET_KEY": "bench-only-secret-key",
+    "CONSENT_ADMIN_TOKENS": "bench-only-admin-token",
+    "CONSENT_RATELIMIT_CONSENT_PER_CLIENT": "100000000 per minute",
+    "CONSENT_RATELIMIT_CONSENT_PER_SITE": "100000000 per minute",
+}
 START_TIMEOUT = 60.0
 
 
@@ -56,6 +64,7 @@ class Server:
 
     name: str
     port: int
+    process_group: int
     count_rows: Callable[[], int]
     runs: list[dict[str, Any]] = field(default_factory=list)
 
@@ -125,7 +134,7 @@ def databases(kind: str, workdir: Path, postgres: str) -> Iterator[dict[str, tup
 
 
 @contextlib.contextmanager
-def gunicorn(app: str, env: dict[str, str], log: Path) -> Iterator[int]:
+def gunicorn(app: str, env: dict[str, str], log: Path) -> Iterator[tuple[int, int]]:
     """Serve ``app`` from the project root (so gunicorn.conf.py applies); stop it, whatever happens."""
     port = free_port()
     with open(log, "ab") as output:
@@ -139,7 +148,7 @@ def gunicorn(app: str, env: dict[str, str], log: Path) -> Iterator[int]:
         )
     try:
         wait_until_answering(port, process, log)
-        yield port
+        yield port, process.pid  # the master leads its own process group
     finally:
         stop(process)
 
@@ -173,9 +182,21 @@ def wait_until_answering(port: int, process: subprocess.Popen[bytes], log: Path)
     raise SystemExit(f"gunicorn did not answer within {START_TIMEOUT:.0f} s; see {log}")
 
 
+def cpu_seconds(process_group: int) -> float:
+    """CPU time (user + system) used so far by the live processes of a process group."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == process_group:  # pgrp; utime and stime follow at 11 and 12
+                ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def drive(server: Server, args: argparse.Namespace, seconds: int, prefix: str) -> dict[str, Any]:
     """One wrk run, then the row check: every 2xx stored; nothing stored beyond what was sent."""
     before = server.count_rows()
+    cpu_before = cpu_seconds(server.process_group)
     command = [
         "wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{seconds}s", "--timeout", "5s",
         "-s", str(SCRIPT), f"http://127.0.0.1:{server.port}{PATH}", "--", prefix,
@@ -191,10 +212,15 @@ def drive(server: Server, args: argparse.Namespace, seconds: int, prefix: str) -
     run["errors"] = run["non_2xx"] + sum(run[kind] for kind in ("connect", "read", "write", "timeout"))
     run["rps"] = run["requests"] / (run["duration_us"] / 1e6)
     run["rows"] = settled_count(server.count_rows) - before
+    # Server CPU per request barely depends on other work on the machine, unlike req/s.
+    run["cpu_ms"] = (cpu_seconds(server.process_group) - cpu_before) * 1000 / max(run["requests"], 1)
     # Requests still in flight when wrk stopped may be stored without their answer being seen.
     run["unanswered"] = run["issued"] - run["requests"]
     run["lost"] = max(0, run["ok"] - run["rows"])
     run["excess"] = max(0, run["rows"] - run["ok"] - run["unanswered"])
+    # The 1-minute load average, this benchmark included: compared with a quiet run's,
+    # it shows when other work on a shared machine skewed a run.
+    run["load"] = os.getloadavg()[0]
     return run
 
 
@@ -214,21 +240,24 @@ def settled_count(count_rows: Callable[[], int]) -> int:
 def describe(run: dict[str, Any]) -> str:
     return (
         f"{run['rps']:8.0f} req/s  p50 {run['p50_us'] / 1000:6.1f} ms  p99 {run['p99_us'] / 1000:6.1f} ms  "
-        f"non-2xx {run['non_2xx']}  errors {run['errors']}  2xx {run['ok']}  rows {run['rows']}  lost {run['lost']}"
+        f"cpu {run['cpu_ms']:.2f} ms/req  "
+        f"non-2xx {run['non_2xx']}  errors {run['errors']}  2xx {run['ok']}  rows {run['rows']}  lost {run['lost']}  "
+        f"load {run['load']:.1f}"
     )
 
 
 def bench_database(kind: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     """Start both apps on fresh databases of ``kind`` and drive them interleaved."""
-    base_env = {**os.environ, "PYTHONPATH": str(ROOT), "CONSENT_SECRET_KEY": "bench-only-secret-key"}
-    envs = {"service": {**base_env, **dict(args.env)}, "bare": base_env}
+    base_env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    envs = {"service": {**base_env, **SERVICE_ENV, **dict(args.env)}, "bare": base_env}
     with databases(kind, workdir, args.postgres) as urls, contextlib.ExitStack() as stack:
         servers = []
         for app, (url, count_rows) in urls.items():
-            migrate(url, envs[app])
+            # Both tables come from the service's migrations, which need its settings.
+            migrate(url, envs["service"] if app == "service" else {**base_env, **SERVICE_ENV})
             env = {**envs[app], "CONSENT_DATABASE_URL": url, "BENCH_DATABASE_URL": url}
-            port = stack.enter_context(gunicorn(app, env, workdir / f"{kind}-{app}.log"))
-            servers.append(Server(app, port, count_rows))
+            port, process_group = stack.enter_context(gunicorn(app, env, workdir / f"{kind}-{app}.log"))
+            servers.append(Server(app, port, process_group, count_rows))
         for server in servers:
             warm = drive(server, args, args.warmup, f"warm-{server.name}")
             print(f"{kind:10} {server.name:7} warm-up {describe(warm)}", flush=True)
@@ -245,25 +274,30 @@ def bench_database(kind: str, args: argparse.Namespace, workdir: Path) -> dict[s
             "rps": statistics.median(run["rps"] for run in measured),
             "p50_ms": statistics.median(run["p50_us"] for run in measured) / 1000,
             "p99_ms": statistics.median(run["p99_us"] for run in measured) / 1000,
+            "cpu_ms": statistics.median(run["cpu_ms"] for run in measured),
             "errors": sum(run["errors"] for run in server.runs),
             "lost": sum(run["lost"] for run in server.runs),
             "excess": sum(run["excess"] for run in server.runs),
             "runs": server.runs,
         }
     summary["ratio"] = summary["service"]["rps"] / summary["bare"]["rps"]
+    summary["cpu_ratio"] = summary["bare"]["cpu_ms"] / summary["service"]["cpu_ms"]
     return summary
 
 
 def report(results: dict[str, dict[str, Any]]) -> list[str]:
     """Print the medians; return the reasons for failing (none: the budget is met)."""
-    print(f"\n{'database':10} {'app':7} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} {'lost':>5}  ratio")
+    print(
+        f"\n{'database':10} {'app':7} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'cpu ms/req':>10} "
+        f"{'errors':>6} {'lost':>5}  ratio (cpu)"
+    )
     failures = []
     for kind, summary in results.items():
         for app in APPS:
             row = summary[app]
-            ratio = f"{summary['ratio']:.2f}" if app == "service" else ""
+            ratio = f"{summary['ratio']:.2f} ({summary['cpu_ratio']:.2f})" if app == "service" else ""
             print(
-                f"{kind:10} {app:7} {row['rps']:8.0f} {row['p50_ms']:7.1f} {row['p99_ms']:7.1f} "
+                f"{kind:10} {app:7} {row['rps']:8.0f} {row['p50_ms']:7.1f} {row['p99_ms']:7.1f} {row['cpu_ms']:10.2f} "
                 f"{row['errors']:6d} {row['lost']:5d}  {ratio}"
             )
             if row["errors"]:
