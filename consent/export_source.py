@@ -17,12 +17,12 @@ from types import TracebackType
 from typing import Any
 
 import psycopg
-from psycopg import pq
 from sqlalchemy import Connection, Select, and_, func, or_, select
 from sqlalchemy.orm import Session, defer
 
 from consent import ledger
 from consent.chain import as_checkpoint
+from consent.copy_streams import CopyStreams
 from consent.export_formats import (
     COLUMNS,
     data_entries,
@@ -37,7 +37,8 @@ from consent.models import ConsentRecord, LedgerCheckpoint, db
 from consent.recording import iso
 from consent.texts import CATEGORIES
 
-FETCH = 2_000
+FETCH = 5_000
+COPY_BATCH = 1_000  # rows per batch handed over by each COPY stream (memory stays flat)
 # Delimiter and quote that JSON text never holds raw, so COPY's CSV mode writes each line as it is.
 COPY_AS_IS = "(FORMAT csv, DELIMITER E'\\x01', QUOTE E'\\x02')"
 
@@ -48,7 +49,6 @@ class ExportSource:
     def __init__(self, site: str, since: datetime | None, until: datetime | None) -> None:
         self.site, self.since, self.until = site, since, until
         self.scope = tuple(ledger.epoch_ms(m) if m is not None else None for m in (since, until))
-        self.copying = False
 
     def __enter__(self) -> ExportSource:
         connection = db.engine.connect()
@@ -107,30 +107,18 @@ class ExportSource:
         else:
             query = f"COPY (SELECT {sql_json_line(self.dialect)} FROM consent_records WHERE {where} ORDER BY id) "
             query += f"TO STDOUT {COPY_AS_IS}"
-        # libpq hands COPY data over one row at a time; reading it at the pq level, in batches,
-        # costs a fraction of psycopg's per-row Copy iteration.
-        statement = psycopg.ClientCursor(self.raw).mogrify(query, params)
-        pgconn = self.raw.pgconn
-        pgconn.send_query(statement.encode())
-        started = pgconn.get_result()
-        if started is None or started.status != pq.ExecStatus.COPY_OUT:
-            raise psycopg.OperationalError(pgconn.get_error_message().decode(errors="replace"))
-        self.copying = True
-        batch: list[memoryview] = []
-        while True:
-            size, data = pgconn.get_copy_data(0)
-            if size < 0:
-                break
-            batch.append(data)
-            if len(batch) == FETCH:
-                yield b"".join(batch), FETCH
-                batch = []
-        if batch:
-            yield b"".join(batch), len(batch)
-        while (finished := pgconn.get_result()) is not None:
-            if finished.status != pq.ExecStatus.COMMAND_OK:
-                raise psycopg.OperationalError(finished.error_message.decode(errors="replace"))
-        self.copying = False
+        # The snapshot of this transaction, shared with the connections that read the COPY.
+        snapshot = self.raw.execute("SELECT pg_export_snapshot()").fetchone()[0]
+        first, last = self.raw.execute(f"SELECT min(id), max(id) FROM consent_records WHERE {where}", params).fetchone()
+        if first is None:
+            return
+        ranged = query.replace(" ORDER BY id)", " AND id >= %s AND id <= %s ORDER BY id)")
+
+        def statement_for(raw: psycopg.Connection[Any], low: int, high: int) -> str:
+            return psycopg.ClientCursor(raw).mogrify(ranged, [*params, low, high])
+
+        conninfo = db.engine.url.render_as_string(hide_password=False).replace("postgresql+psycopg://", "postgresql://")
+        yield from CopyStreams(conninfo, snapshot, first, last, statement_for, COPY_BATCH)
 
     def _records(self) -> Iterator[dict[str, Any]]:
         where, params = self._where()
@@ -150,17 +138,10 @@ class ExportSource:
     def trailer(self, fmt: str, rows: int, now: datetime) -> Iterator[dict[str, Any]]:
         """The ledger entries that prove the records, then the signed summary of the export."""
         session = Session(bind=self.connection)
-        seqs = session.scalars(self._relevant_checkpoints()).all()
-        for seq in seqs:
-            row = session.scalars(
-                select(LedgerCheckpoint)
-                .where(LedgerCheckpoint.site == self.site, LedgerCheckpoint.seq == seq)
-                .options(defer(LedgerCheckpoint.leaves), defer(LedgerCheckpoint.labels))
-            ).one()
-            header = as_checkpoint(row, leaves=False)
-            leaves, labels = self._leaves(seq)
-            yield from ledger_entries(Checkpoint(header.header, header.signature, leaves, labels), self.scope)
-            session.expunge(row)
+        headers = [as_checkpoint(row, leaves=False) for row in session.scalars(self._relevant_checkpoints())]
+        seqs = [checkpoint.header["seq"] for checkpoint in headers]
+        for checkpoint, (leaves, labels) in zip(headers, self._leaves(seqs), strict=True):
+            yield from ledger_entries(Checkpoint(checkpoint.header, checkpoint.signature, leaves, labels), self.scope)
         newest = select(func.max(LedgerCheckpoint.last_id)).where(LedgerCheckpoint.site == self.site)
         through = int(session.scalar(newest) or 0)
         # The records no checkpoint covers yet, as leaves signed by this export, streamed.
@@ -188,19 +169,27 @@ class ExportSource:
         yield {"export": {**summary, "signature": signature.decode()}}
         session.close()
 
-    def _leaves(self, seq: int) -> tuple[bytes, bytes]:
-        """A checkpoint's leaves and labels as bytes (PostgreSQL: in binary, not as hex text)."""
-        if self.dialect == "postgresql":
-            with self.raw.cursor(binary=True) as cursor:
-                query = "SELECT leaves, labels FROM ledger_checkpoints WHERE site = %s AND seq = %s"
-                found = cursor.execute(query, (self.site, seq)).fetchone()
-        else:
-            query = "SELECT leaves, labels FROM ledger_checkpoints WHERE site = ? AND seq = ?"
-            found = self.raw.execute(query, (self.site, seq)).fetchone()
-        return bytes(found[0]), bytes(found[1])
+    def _leaves(self, seqs: list[int]) -> Iterator[tuple[bytes, bytes]]:
+        """The leaves and labels of these checkpoints, in order, one at a time (PostgreSQL: in binary)."""
+        for start in range(0, len(seqs), 500):
+            wanted = seqs[start : start + 500]
+            if self.dialect == "postgresql":
+                query = "SELECT leaves, labels FROM ledger_checkpoints WHERE site = %s AND seq = ANY(%s) ORDER BY seq"
+                cursor = self.raw.cursor(name=f"leaves{start}", binary=True)
+                cursor.itersize = 1
+                cursor.execute(query, (self.site, wanted))
+            else:
+                marks = ", ".join("?" * len(wanted))
+                query = (
+                    f"SELECT leaves, labels FROM ledger_checkpoints WHERE site = ? AND seq IN ({marks}) ORDER BY seq"
+                )
+                cursor = self.raw.execute(query, (self.site, *wanted))
+            for leaves, labels in cursor:
+                yield bytes(leaves), bytes(labels)
+            cursor.close()
 
-    def _relevant_checkpoints(self) -> Select[tuple[int]]:
-        """Seqs of the seals and erasures that overlap the range, and of the newest purge."""
+    def _relevant_checkpoints(self) -> Select[tuple[LedgerCheckpoint]]:
+        """The seals and erasures that overlap the range, and the newest purge (without their leaves)."""
         overlapping = [LedgerCheckpoint.kind.in_(("seal", "forget"))]
         if self.since is not None:
             overlapping.append(LedgerCheckpoint.last_at >= self.since)
@@ -212,9 +201,10 @@ class ExportSource:
             .scalar_subquery()
         )
         return (
-            select(LedgerCheckpoint.seq)
+            select(LedgerCheckpoint)
             .where(LedgerCheckpoint.site == self.site, or_(and_(*overlapping), LedgerCheckpoint.seq == newest_purge))
             .order_by(LedgerCheckpoint.seq)
+            .options(defer(LedgerCheckpoint.leaves), defer(LedgerCheckpoint.labels))
         )
 
     def _tail(self, session: Session, through: int) -> Iterator[list[tuple[int, datetime, str, str]]]:

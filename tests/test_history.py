@@ -46,7 +46,7 @@ def test_show_gives_each_choice_with_the_categories_and_cookies_shown(proof_app)
         current = sites()["demo"]
     assert f"shown: revision 1, inventory {current.hash} (content matches its hash)" in output
     assert "Analytics: _ga (Google Analytics, 13 months)" in output
-    assert "Strictly necessary: consent (Demo Shop Ltd (first party), 180 days), session (" in output
+    assert "Strictly necessary: consent (Demo Shop Ltd, 180 days), session (" in output
     assert "sealed in checkpoint 1" in output and "not sealed yet" in output
     assert output.index(f"record {first_id} ") < output.index(f"record {second_id} ")
 
