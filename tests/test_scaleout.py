@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import random
+import subprocess
+import sys
 import threading
 import urllib.request
 import uuid
@@ -19,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
-from live_service import LiveService, migrate, missing_service, postgresql_selected, stored_event_ids
+from live_service import ROOT, LiveService, migrate, missing_service, postgresql_selected, stored_event_ids
 from post_load import ORIGIN, Answer, PostLoad, post_consent
 
 POSTGRES = os.environ.get("CONSENT_TEST_POSTGRES", "postgresql://127.0.0.1:5432/test")
@@ -77,8 +79,16 @@ def test_concurrent_posts_to_two_instances_are_counted_exactly(
     assert min(per_instance.values()) >= 150
     assert sum(stored.values()) == len(stored) == len(answers) == 400
     assert set(stored) == {a.event_id for a in answers}
-    # The log's integrity check (`consent verify --site demo`) belongs here as well
-    # once the command exists: writes from two instances must keep the log verifiable.
+    # Writes and seals from two instances keep the log verifiable: seal what is
+    # left, then the whole log must verify with every record sealed.
+    env = first.env
+    for command in (["seal", "--site", "demo"], ["verify", "--site", "demo"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "consent", *command], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+    total = sum(before.values()) + 400
+    assert f"demo: intact; {total} records checked, {total} sealed" in done.stdout, done.stdout
 
 
 def test_same_event_ids_to_both_instances_are_stored_once(

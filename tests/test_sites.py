@@ -187,3 +187,12 @@ def test_a_bad_inventory_at_hup_stops_gunicorn_with_the_located_error(make_app, 
     assert server.process.returncode in (1, 3), log
     assert "shop.yaml:7: unknown key 'colour'" in log
     assert "Worker failed to boot" in log
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_each_sites_export_holds_only_its_records(two_sites, admin_headers, fmt):
+    client = two_sites.test_client()
+    demo = client.get(f"/api/v1/sites/demo/export?format={fmt}", headers=admin_headers).get_data(as_text=True)
+    shop = client.get(f"/api/v1/sites/shop/export?format={fmt}", headers=admin_headers).get_data(as_text=True)
+    assert demo.count(A_ID) == 2 and B_ID not in demo
+    assert shop.count(B_ID) == 1 and A_ID not in shop
