@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from sqlalchemy import func, select, text
@@ -35,11 +34,13 @@ def lock_site(site: str, wait: bool) -> bool:
         if wait and not raw.in_transaction:
             raw.execute("BEGIN IMMEDIATE")
         return True
-    key = int.from_bytes(hashlib.sha256(f"consent-ledger:{site}".encode()).digest()[:8], "big", signed=True)
+    # Advisory locks are per database: the schema is part of the key, so that
+    # deployments sharing one database in separate schemas never block each other.
+    key, name = "hashtextextended(current_schema() || :name, 0)", {"name": f"/consent-ledger/{site}"}
     if wait:
-        db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+        db.session.execute(text(f"SELECT pg_advisory_xact_lock({key})"), name)
         return True
-    return bool(db.session.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key}))
+    return bool(db.session.scalar(text(f"SELECT pg_try_advisory_xact_lock({key})"), name))
 
 
 def latest(site: str) -> LedgerCheckpoint | None:

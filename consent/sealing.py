@@ -21,7 +21,7 @@ from datetime import timedelta
 import click
 from flask import Flask, current_app
 from sqlalchemy import ColumnElement, func, select, text, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from consent import chain, ledger
 from consent.inventory import sites
@@ -151,6 +151,10 @@ def after_record(site: str) -> None:
         return
     try:
         sealer.tick(site)
+    except DBAPIError:
+        # The database went away after the commit; no traceback for an outage.
+        db.session.rollback()
+        current_app.logger.warning("sealing %s failed: database unavailable; retrying later", site)
     except Exception:  # noqa: BLE001 - the choice is committed; sealing retries on the next tick
         db.session.rollback()
         current_app.logger.warning("sealing %s failed; retrying later", site, exc_info=True)
