@@ -18,7 +18,7 @@ import psycopg
 from psycopg import pq, sql
 
 STREAMS = 2
-SPAN = 10_000  # ids per range: a connection reads a whole range ahead while the other's is written
+SPAN = 4_000  # ids per range: a connection reads a whole range ahead while the other's is written
 WAIT = 0.5
 END = object()
 

@@ -37,7 +37,7 @@ from consent.models import ConsentRecord, LedgerCheckpoint, db
 from consent.recording import iso
 from consent.texts import CATEGORIES
 
-FETCH = 5_000
+FETCH = 2_000
 COPY_BATCH = 1_000  # rows per batch handed over by each COPY stream (memory stays flat)
 # Delimiter and quote that JSON text never holds raw, so COPY's CSV mode writes each line as it is.
 COPY_AS_IS = "(FORMAT csv, DELIMITER E'\\x01', QUOTE E'\\x02')"

@@ -13,17 +13,20 @@ import hashlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
+import psycopg
 from flask import Flask
 
 from consent import chain, ledger
+from consent.copy_streams import CopyStreams
 from consent.export_reader import ExportFile, ExportFileError
 from consent.models import ConsentRecord, db
 from consent.recording import HASHED_FIELDS, record_hash
 from consent.verification import Finding, Report, Row, Verifier
 
-FETCH = 5_000
+FETCH = 2_000
 
 
 def _sql_canonical(dialect: str) -> str:
@@ -61,19 +64,31 @@ def _recheck(record_id: int) -> bool:
     )
 
 
-def live_rows(site: str) -> Iterator[Row]:
-    """The site's stored records in id order, content checked, streamed in constant memory."""
-    connection = db.session.connection()
-    raw = connection.connection.driver_connection
-    if connection.dialect.name == "postgresql":
-        digest = f"encode(sha256(convert_to({_sql_canonical('postgresql')}, 'UTF8')), 'hex') = record_hash"
-        query = f"SELECT id, consent_id, record_hash, {digest} FROM consent_records WHERE site = %s ORDER BY id"
-        with raw.cursor(name="verify") as cursor:
-            cursor.itersize = FETCH
-            cursor.execute(query, (site,))
-            for record_id, consent_id, stored, same in cursor:
-                yield Row(record_id, consent_id, stored, bool(same) or _recheck(record_id))
+def _postgresql_rows(site: str) -> Iterator[Row]:
+    """PostgreSQL hashes every record itself; two connections on this snapshot share the work."""
+    raw = db.session.connection().connection.driver_connection
+    digest = f"encode(sha256(convert_to({_sql_canonical('postgresql')}, 'UTF8')), 'hex') = record_hash"
+    query = f"COPY (SELECT id, {digest}, record_hash, consent_id FROM consent_records "
+    query += "WHERE site = %s AND id >= %s AND id <= %s ORDER BY id) TO STDOUT"
+    first, last = raw.execute("SELECT min(id), max(id) FROM consent_records WHERE site = %s", (site,)).fetchone()
+    if first is None:
         return
+    snapshot = raw.execute("SELECT pg_export_snapshot()").fetchone()[0]
+
+    def statement_for(reader: psycopg.Connection[Any], low: int, high: int) -> str:
+        return psycopg.ClientCursor(reader).mogrify(query, (site, low, high))
+
+    conninfo = db.engine.url.render_as_string(hide_password=False).replace("postgresql+psycopg://", "postgresql://")
+    for chunk, _ in CopyStreams(conninfo, snapshot, first, last, statement_for, FETCH):
+        for line in chunk.split(b"\n")[:-1]:  # COPY's text format escapes tabs and newlines in values
+            record_id, same, stored, consent_id = line.split(b"\t")
+            ok = same == b"t" or _recheck(int(record_id))
+            yield Row(int(record_id), consent_id.decode(errors="replace"), stored.decode(errors="replace"), ok)
+
+
+def _sqlite_rows(site: str) -> Iterator[Row]:
+    """SQLite writes each record's canonical JSON; Python hashes it."""
+    raw = db.session.connection().connection.driver_connection
     query = f"SELECT id, consent_id, record_hash, CAST({_sql_canonical('sqlite')} AS BLOB) FROM consent_records "
     # "+site": without statistics SQLite would read the site's index and sort every row by id.
     cursor = raw.execute(query + "WHERE +site = ? ORDER BY id", (site,))
@@ -84,9 +99,19 @@ def live_rows(site: str) -> Iterator[Row]:
 
 
 def verify_live(site: str) -> Report:
-    """Check ``site``'s stored records against its stored ledger."""
-    verifier = Verifier(site, ledger.ledger_key(), chain.checkpoints(site, leaves=False), load=chain.with_leaves)
-    return verifier.run(live_rows(site))
+    """Check ``site``'s stored records against its stored ledger, all read in one snapshot."""
+    postgresql = db.engine.dialect.name == "postgresql"
+    if postgresql:
+        db.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    else:
+        raw = db.session.connection().connection.driver_connection
+        if not raw.in_transaction:
+            raw.execute("BEGIN")  # one read transaction: one snapshot (WAL)
+    try:
+        verifier = Verifier(site, ledger.ledger_key(), chain.checkpoints(site, leaves=False), load=chain.with_leaves)
+        return verifier.run(_postgresql_rows(site) if postgresql else _sqlite_rows(site))
+    finally:
+        db.session.rollback()
 
 
 def _moment_ms(value: str | None) -> int | None:
