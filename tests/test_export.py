@@ -314,3 +314,5 @@ def test_memory_stays_flat_during_a_large_export(proof_app, database_url, tmp_pa
     verified = verify(proof_app, output)
     assert verified.exit_code == 0, verified.output[-2000:]
     assert "200000 records checked, 200000 sealed" in verified.output
+    live = run(proof_app, "verify", "--site", "demo")
+    assert live.exit_code == 0 and "200000 records checked, 200000 sealed" in live.output, live.output[-2000:]
