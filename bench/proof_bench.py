@@ -7,7 +7,7 @@
    at most twice the export's time.
 3. POST throughput with sealing on (the default 10 s, and 1 s) and off
    (``CONSENT_SEAL_INTERVAL=0``), two services on fresh databases driven in
-   turn with wrk (helpers of bench/post_throughput.py): sealing may cost at
+   turn with wrk (the functions of bench/post_throughput.py): sealing may cost at
    most 10 %.
 
     python3 bench/proof_bench.py [--rows 1000000] [--databases sqlite,postgresql] [--skip-post]
