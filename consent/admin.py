@@ -14,15 +14,15 @@ from typing import Any
 
 from flask import Blueprint, Flask, current_app, redirect, render_template, request, send_from_directory, url_for
 from flask.typing import ResponseReturnValue
-from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy import select
+from werkzeug.exceptions import TooManyRequests
 
 from consent.auth import is_admin, require_admin
 from consent.chart import opt_in_chart
 from consent.errors import ApiError
 from consent.inventory import Site, get_site, sites
-from consent.limits import limiter
+from consent.limits import client_network, limited
 from consent.models import ConsentRecord, db
 from consent.recording import ACTIONS, UUID
 from consent.stats import ACTION_LABELS, percent, site_stats
@@ -39,10 +39,6 @@ PERIODS = (7, 30, 90, 365)
 
 bp = Blueprint("admin", __name__)
 csrf = CSRFProtect()
-
-
-def login_limit() -> str:
-    return str(current_app.config["RATELIMIT_ADMIN_LOGIN"])
 
 
 @bp.before_request
@@ -65,7 +61,7 @@ def _safe_next(target: str | None) -> str:
 
 
 @bp.route("/admin/login", methods=["GET", "POST"])
-@limiter.limit(login_limit, methods=["POST"])
+@limited(("RATELIMIT_ADMIN_LOGIN", client_network))
 def login() -> ResponseReturnValue:
     """The login form; a right username and password start a session."""
     if request.method == "GET":
@@ -171,8 +167,8 @@ def _form_expired(error: CSRFError) -> ResponseReturnValue:
     ), 400
 
 
-@bp.errorhandler(RateLimitExceeded)
-def _too_many_logins(error: RateLimitExceeded) -> ResponseReturnValue:
+@bp.errorhandler(TooManyRequests)
+def _too_many_logins(error: TooManyRequests) -> ResponseReturnValue:
     page = render_template("admin/login.html", next="", error="Too many login attempts; wait a minute and try again.")
     return page, 429
 

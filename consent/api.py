@@ -14,7 +14,7 @@ from consent.auth import is_admin
 from consent.database import remember_inventory
 from consent.errors import ApiError
 from consent.inventory import Site, get_site
-from consent.limits import consent_per_client, consent_per_site, limiter, site_key
+from consent.limits import client_network, limited, site_key
 from consent.models import ConsentRecord, db
 from consent.recording import CONSENT_SCHEMA, check_receipt, iso, record_consent
 from consent.texts import CATEGORIES
@@ -81,8 +81,7 @@ def inventory(site: str) -> ResponseReturnValue:
 
 
 @bp.route("/sites/<site>/consents", methods=["POST", "OPTIONS"])
-@limiter.limit(consent_per_client, methods=["POST"])
-@limiter.limit(consent_per_site, key_func=site_key, methods=["POST"])
+@limited(("RATELIMIT_CONSENT_PER_CLIENT", client_network), ("RATELIMIT_CONSENT_PER_SITE", site_key))
 def create_consent(site: str) -> ResponseReturnValue:
     """Record a visitor's choice: 201, or 200 with the same body for a replayed event_id."""
     current = get_site(site)

@@ -46,7 +46,10 @@ def init_app(app: Flask) -> None:
     url = database_url(app)
     app.config["SQLALCHEMY_DATABASE_URI"] = url
     # hide_parameters keeps personal data (addresses, URLs) out of error messages and logs.
-    options: dict[str, Any] = {"pool_pre_ping": True, "hide_parameters": True}
+    # No pre-ping: it cost a round trip per request. A connection the database
+    # dropped fails once, which marks every older pooled connection stale, and
+    # recording a consent retries that once (see recording._append).
+    options: dict[str, Any] = {"hide_parameters": True}
     if url.startswith("postgresql"):
         options["connect_args"] = {"connect_timeout": 3}
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", options)

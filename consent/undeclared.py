@@ -27,7 +27,7 @@ from consent.api import _allow_origin, _cors_headers, _json_body, _preflight
 from consent.database import dialect_insert
 from consent.errors import ApiError
 from consent.inventory import CONSENT_COOKIE, Site, get_site, sites
-from consent.limits import limiter, site_key
+from consent.limits import client_network, limited, site_key
 from consent.models import UndeclaredCookie, db, utcnow
 from consent.openapi import SITE, _errors, _ok
 
@@ -64,14 +64,6 @@ class UndeclaredReportSchema(Schema):
 
 
 REPORT_SCHEMA = UndeclaredReportSchema()
-
-
-def per_client() -> str:
-    return str(current_app.config["RATELIMIT_UNDECLARED_PER_CLIENT"])
-
-
-def per_site() -> str:
-    return str(current_app.config["RATELIMIT_UNDECLARED_PER_SITE"])
 
 
 def is_declared(site: Site, name: str) -> bool:
@@ -127,8 +119,7 @@ def record_report(site: Site, names: list[str], page_path: str) -> int:
 
 
 @bp.route("/sites/<site>/undeclared", methods=["POST", "OPTIONS"])
-@limiter.limit(per_client, methods=["POST"])
-@limiter.limit(per_site, key_func=site_key, methods=["POST"])
+@limited(("RATELIMIT_UNDECLARED_PER_CLIENT", client_network), ("RATELIMIT_UNDECLARED_PER_SITE", site_key))
 def report_undeclared(site: str) -> ResponseReturnValue:
     """Take a banner's report of undeclared cookie names on a page: 202 with how many were kept."""
     current = get_site(site)

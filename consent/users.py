@@ -10,9 +10,9 @@ from datetime import timedelta
 from functools import cache
 
 import click
-from flask import Flask, g, request, session
+from flask import Flask, Request, g, request, session
 from flask.cli import AppGroup
-from flask.sessions import SecureCookieSessionInterface
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -32,6 +32,12 @@ class AdminSessionInterface(SecureCookieSessionInterface):
 
     def get_cookie_secure(self, app: Flask) -> bool:
         return bool(app.config["SESSION_COOKIE_SECURE"]) or request.is_secure
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        # Visitors' API calls carry no dashboard cookie: skip building the signer for them.
+        if app.secret_key and app.config["SESSION_COOKIE_NAME"] not in request.cookies:
+            return self.session_class()
+        return super().open_session(app, request)
 
 
 def create_user(username: str, password: str) -> AdminUser:
