@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 from flask import Blueprint, Flask, Response, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
@@ -48,11 +49,18 @@ def _start_timer() -> None:
     g.started = time.perf_counter()
 
 
+# The histogram's child per (route, method, status), looked up once: labels() is not free.
+_latency_children: dict[tuple[str, str, int], Any] = {}
+
+
 def _observe(response: Response) -> Response:
     started = g.get("started")
     if started is not None:
-        route = request.url_rule.rule if request.url_rule else "unmatched"
-        REQUEST_LATENCY.labels(route, request.method, str(response.status_code)).observe(time.perf_counter() - started)
+        key = (request.url_rule.rule if request.url_rule else "unmatched", request.method, response.status_code)
+        child = _latency_children.get(key)
+        if child is None:
+            child = _latency_children[key] = REQUEST_LATENCY.labels(key[0], key[1], str(key[2]))
+        child.observe(time.perf_counter() - started)
     return response
 
 

@@ -16,13 +16,16 @@ class ConfigurationError(Exception):
 
 
 def _headers(response: Response) -> Response:
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
-    if response.mimetype == "text/html":
-        response.headers.setdefault("Content-Security-Policy", HTML_POLICY)
-        response.headers.setdefault("X-Frame-Options", "DENY")
-    elif response.mimetype != "text/javascript":
-        response.headers.setdefault("Content-Security-Policy", OTHER_POLICY)
+    headers = response.headers
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+    # The raw header, not response.mimetype, which parses it again on every response.
+    content_type = response.content_type or ""
+    if content_type.startswith("text/html"):
+        headers.setdefault("Content-Security-Policy", HTML_POLICY)
+        headers.setdefault("X-Frame-Options", "DENY")
+    elif not content_type.startswith("text/javascript"):
+        headers.setdefault("Content-Security-Policy", OTHER_POLICY)
     return response
 
 
