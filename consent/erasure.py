@@ -14,7 +14,7 @@ from sqlalchemy import delete, select, update
 
 from consent import chain, ledger
 from consent.inventory import sites
-from consent.models import ConsentRecord, LedgerCheckpoint, db
+from consent.models import ConsentEventKey, ConsentRecord, LedgerCheckpoint, db
 from consent.stats import invalidate_rollups
 
 
@@ -22,7 +22,13 @@ def forget(site: str, consent_id: str) -> tuple[int, int | None]:
     """Erase one visitor's records, leaving a signed tombstone; (records erased, tombstone seq)."""
     chain.lock_site(site, wait=True)
     rows = db.session.execute(
-        select(ConsentRecord.id, ConsentRecord.recorded_at, ConsentRecord.consent_id, ConsentRecord.record_hash)
+        select(
+            ConsentRecord.id,
+            ConsentRecord.recorded_at,
+            ConsentRecord.consent_id,
+            ConsentRecord.record_hash,
+            ConsentRecord.event_id,
+        )
         .where(ConsentRecord.site == site, ConsentRecord.consent_id == consent_id)
         .order_by(ConsentRecord.id)
     ).all()
@@ -31,10 +37,15 @@ def forget(site: str, consent_id: str) -> tuple[int, int | None]:
         return 0, None
     erased = {row.id for row in rows}
     db.session.execute(delete(ConsentRecord).where(ConsentRecord.id.in_(erased)))
+    # A partitioned log's idempotency keys go too, so that a late replay is recorded as on any log.
+    events = [row.event_id for row in rows]
+    db.session.execute(
+        delete(ConsentEventKey).where(ConsentEventKey.site == site, ConsentEventKey.event_id.in_(events))
+    )
     _blank_labels(site, erased)
     newest = chain.latest(site)
     through = newest.last_id if newest else 0
-    leaves = b"".join(ledger.pack_leaf(*row) for row in rows)
+    leaves = b"".join(ledger.pack_leaf(*row[:4]) for row in rows)
     tombstone = chain.append(
         site,
         "forget",

@@ -96,6 +96,23 @@ class ConsentRecord(db.Model):  # type: ignore[name-defined,misc]
     record_hash: Mapped[str] = mapped_column(String(64))
 
 
+class ConsentEventKey(db.Model):  # type: ignore[name-defined,misc]
+    """The idempotency key of a record, kept apart only when the log is partitioned by month.
+
+    PostgreSQL allows a unique index on a partitioned table only if it holds the
+    partition key, so a partitioned log cannot refuse a second ``(site,
+    event_id)`` by itself; recording then claims the key here first, in the
+    same statement. Nothing personal: a site and the banner's random event id.
+    """
+
+    __tablename__ = "consent_event_keys"
+
+    site: Mapped[str] = mapped_column(String(40), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # When the record was written, so that a purge drops expired keys with their records.
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class InventoryVersion(db.Model):  # type: ignore[name-defined,misc]
     """Every inventory version the service has served, so any record resolves to what was shown."""
 

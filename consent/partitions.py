@@ -22,6 +22,15 @@ def _moment(value: str) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+def log_is_partitioned() -> bool:
+    """Whether ``consent_records`` is a partitioned table (PostgreSQL only)."""
+    if db.engine.dialect.name != "postgresql":
+        return False
+    with db.engine.connect() as connection:
+        kind = connection.scalar(text("SELECT relkind FROM pg_class WHERE oid = to_regclass('consent_records')"))
+    return kind == "p"
+
+
 def month_partitions() -> list[tuple[str, datetime, datetime]]:
     """(name, from, to) of each range partition of ``consent_records``; empty if it is not partitioned."""
     if db.engine.dialect.name != "postgresql":

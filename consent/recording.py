@@ -16,15 +16,15 @@ from flask import current_app
 from itsdangerous import BadSignature, Serializer, URLSafeSerializer
 from itsdangerous.encoding import base64_encode
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import DBAPIError
 
-from consent import sealing
+from consent import partitions, sealing
 from consent.database import dialect_insert
 from consent.errors import ApiError
 from consent.inventory import Site
 from consent.metrics import RECORDS_WRITTEN
-from consent.models import ConsentRecord, InventoryVersion, db, utcnow
+from consent.models import ConsentEventKey, ConsentRecord, InventoryVersion, db, utcnow
 from consent.texts import CATEGORIES
 
 ACTIONS = ("accept_all", "reject_all", "custom", "withdraw")
@@ -185,22 +185,43 @@ def response_body(site: str, consent_id: str, recorded_at: datetime, record_id: 
     }
 
 
-_INSERTS: dict[str, Any] = {}
+INSERT = "consent.insert"
 
 
 def _insert_statement() -> Any:
-    """The idempotent INSERT, built once per database kind; values travel as parameters.
+    """The idempotent INSERT for this app's database, built once; values travel as parameters.
 
     Building it per request with ``.values(...)`` cost more CPU than the rest of
     the request together (a new statement and SQL cache key each time).
     """
-    dialect = db.engine.dialect.name
-    if dialect not in _INSERTS:
-        table = ConsentRecord.__table__
-        _INSERTS[dialect] = (
-            dialect_insert(table).on_conflict_do_nothing(index_elements=["site", "event_id"]).returning(table.c.id)
+    statement = current_app.extensions.get(INSERT)
+    if statement is None:
+        statement = current_app.extensions[INSERT] = _build_insert()
+    return statement
+
+
+def _build_insert() -> Any:
+    table = ConsentRecord.__table__
+    if not partitions.log_is_partitioned():
+        # The unique (site, event_id) refuses a second record of one event.
+        return dialect_insert(table).on_conflict_do_nothing(index_elements=["site", "event_id"]).returning(table.c.id)
+    # A partitioned log has no such constraint: claim the key first, in the same
+    # statement, and insert the record only if the claim succeeded.
+    keys = ConsentEventKey.__table__
+    claimed = (
+        dialect_insert(keys)
+        .values(
+            site=bindparam("site", type_=keys.c.site.type),
+            event_id=bindparam("event_id", type_=keys.c.event_id.type),
+            recorded_at=bindparam("recorded_at", type_=keys.c.recorded_at.type),
         )
-    return _INSERTS[dialect]
+        .on_conflict_do_nothing()
+        .returning(keys.c.site)
+        .cte("claimed")
+    )
+    columns = [column for column in table.c if column.name != "id"]
+    row = select(*(bindparam(column.name, type_=column.type) for column in columns)).select_from(claimed)
+    return insert(table).from_select(columns, row).returning(table.c.id)
 
 
 def _append(values: dict[str, Any]) -> int | None:
@@ -259,7 +280,9 @@ def record_consent(site: Site, data: dict[str, Any], ip: str | None, user_agent:
             ConsentRecord.recorded_at,
             ConsentRecord.record_hash,
         ).where(ConsentRecord.site == site.key, ConsentRecord.event_id == data["event_id"])
-    ).one()
+    ).one_or_none()
+    if row is None:  # only if the record was deleted by hand while its key stayed
+        raise ApiError(422, "event_id already used", {"event_id": ["was recorded before and is gone"]})
     if data["consent_id"] and data["consent_id"] != row.consent_id:
         raise ApiError(422, "event_id already used", {"event_id": ["was recorded for another consent ID"]})
     return response_body(site.key, row.consent_id, row.recorded_at, row.id, row.record_hash), False

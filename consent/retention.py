@@ -20,7 +20,7 @@ from sqlalchemy.orm import defer
 
 from consent import chain, ledger
 from consent.inventory import Site, sites
-from consent.models import ConsentRecord, LedgerCheckpoint, db, utcnow
+from consent.models import ConsentEventKey, ConsentRecord, LedgerCheckpoint, db, utcnow
 from consent.partitions import drop_partitions_before
 from consent.recording import iso
 from consent.stats import invalidate_rollups
@@ -72,6 +72,10 @@ def purge(site: Site, dry_run: bool = False, now: datetime | None = None) -> Pur
     previous = _newest_purge(site.key)
     result.partitions = drop_partitions_before(site.key, cutoff)
     db.session.execute(delete(ConsentRecord).where(*old))
+    # A partitioned log keeps its idempotency keys apart (see ConsentEventKey); they expire with their records.
+    db.session.execute(
+        delete(ConsentEventKey).where(ConsentEventKey.site == site.key, ConsentEventKey.recorded_at < cutoff)
+    )
     newest = chain.latest(site.key)
     # The chain now starts at the oldest checkpoint kept (or where an earlier purge said it starts).
     start = previous.detail["start"] if previous else {"seq": 1, "previous": ledger.GENESIS}

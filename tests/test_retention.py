@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import threading
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,12 +13,12 @@ import psycopg
 import pytest
 from flask import Flask
 from flask_migrate import upgrade
-from sqlalchemy import select
+from sqlalchemy import func, insert, select
 from test_export import insert_records
 from test_ledger import execute, findings, post_choice, records, run
 
 from consent import chain, ledger, sealing
-from consent.models import ConsentRecord, LedgerCheckpoint, db
+from consent.models import ConsentEventKey, ConsentRecord, LedgerCheckpoint, db
 from consent.partitions import month_partitions
 
 LONG_AGO = datetime.now(UTC) - timedelta(days=2000)  # the demo site keeps records 1825 days
@@ -152,8 +155,10 @@ CREATE TABLE consent_records (LIKE consent_records_unpartitioned INCLUDING DEFAU
 ALTER TABLE consent_records ADD CONSTRAINT pk_consent_records_partitioned PRIMARY KEY (id, recorded_at);
 CREATE INDEX ix_consent_records_site_consent_id_p ON consent_records (site, consent_id);
 CREATE INDEX ix_consent_records_site_recorded_at_p ON consent_records (site, recorded_at);
+CREATE INDEX ix_consent_records_site_event_id_p ON consent_records (site, event_id);
 CREATE TABLE consent_records_default PARTITION OF consent_records DEFAULT;
 INSERT INTO consent_records SELECT * FROM consent_records_unpartitioned;
+INSERT INTO consent_event_keys (site, event_id, recorded_at) SELECT site, event_id, recorded_at FROM consent_records;
 ALTER SEQUENCE consent_records_id_seq OWNED BY consent_records.id;
 DROP TABLE consent_records_unpartitioned;
 """
@@ -167,12 +172,12 @@ def _month(connection: psycopg.Connection, start: datetime) -> None:
     )
 
 
-def test_purge_drops_whole_month_partitions(make_app, database_url):
-    if not database_url.startswith("postgresql"):
-        app = make_app(SEAL_INTERVAL=0)
-        with app.app_context():
-            assert month_partitions() == []  # SQLite: purges delete rows
-        return
+ON_POSTGRESQL = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+
+
+@pytest.fixture
+def partitioned(make_app: Any, database_url: str) -> Iterator[tuple[Flask, str]]:
+    """An app on a fresh PostgreSQL schema whose log is partitioned by month: (app, its URL)."""
     schema = f"consent_part_{uuid.uuid4().hex[:10]}"
     base = database_url.split("?")[0]
     with psycopg.connect(base, autocommit=True) as admin:
@@ -182,24 +187,114 @@ def test_purge_drops_whole_month_partitions(make_app, database_url):
         app = make_app(DATABASE_URL=url, SEAL_INTERVAL=0, SEAL_GRACE=0)
         with app.app_context():
             upgrade()
-        old = LONG_AGO.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         with psycopg.connect(url, autocommit=True) as connection:
             connection.execute(PARTITIONED)
-            _month(connection, old)
-        insert_records(app, [old + timedelta(days=day) for day in (1, 2, 3)])
-        insert_records(app, [datetime.now(UTC) - timedelta(days=1)])
-        run(app, "seal")
-        result = run(app, "purge")
-        assert result.exit_code == 0, result.output
-        assert "purged 3 records" in result.output and "1 partitions dropped" in result.output
-        with app.app_context():
-            assert [name for name, _, _ in month_partitions()] == []
-            assert db.session.scalars(select(ConsentRecord.id)).all() == [4]
-            assert db.session.scalars(select(LedgerCheckpoint.kind).order_by(LedgerCheckpoint.seq)).all()[-1] == "purge"
-        verified = run(app, "verify", "--site", "demo")
-        assert verified.exit_code == 0, verified.output
+        yield app, url
         with app.app_context():
             db.engine.dispose()
     finally:
         with psycopg.connect(base, autocommit=True) as admin:
             admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_sqlite_logs_have_no_partitions(make_app):
+    with make_app(SEAL_INTERVAL=0).app_context():
+        assert month_partitions() == []  # SQLite: purges delete rows
+
+
+@ON_POSTGRESQL
+def test_purge_drops_whole_month_partitions(partitioned):
+    app, url = partitioned
+    old = LONG_AGO.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    with psycopg.connect(url, autocommit=True) as connection:
+        _month(connection, old)
+    insert_records(app, [old + timedelta(days=day) for day in (1, 2, 3)])
+    insert_records(app, [datetime.now(UTC) - timedelta(days=1)])
+    run(app, "seal")
+    result = run(app, "purge")
+    assert result.exit_code == 0, result.output
+    assert "purged 3 records" in result.output and "1 partitions dropped" in result.output
+    with app.app_context():
+        assert [name for name, _, _ in month_partitions()] == []
+        assert db.session.scalars(select(ConsentRecord.id)).all() == [4]
+        assert db.session.scalars(select(LedgerCheckpoint.kind).order_by(LedgerCheckpoint.seq)).all()[-1] == "purge"
+    verified = run(app, "verify", "--site", "demo")
+    assert verified.exit_code == 0, verified.output
+
+
+@ON_POSTGRESQL
+def test_a_partitioned_log_records_through_the_api_once_per_event(partitioned):
+    app, _ = partitioned
+    client = app.test_client()
+    event_id = uuid.uuid4().hex
+    first = post_choice(client, event_id=event_id)
+    replay = client.post(
+        "/api/v1/sites/demo/consents",
+        json={
+            "event_id": event_id,
+            "action": "custom",
+            "choices": {"functional": True},
+            "revision": 1,
+            "page_url": "https://shop.example/",
+        },
+        headers={"Origin": "http://localhost:8000"},
+    )
+    assert replay.status_code == 200 and replay.json == first
+    # Racing replays of a new event: one record, one answer.
+    racing = {
+        "event_id": uuid.uuid4().hex,
+        "action": "reject_all",
+        "choices": {},
+        "revision": 1,
+        "page_url": "https://shop.example/",
+    }
+    answers: list[tuple[int, str]] = []
+    start = threading.Barrier(6)
+
+    def post() -> None:
+        start.wait(timeout=10)
+        response = app.test_client().post(
+            "/api/v1/sites/demo/consents", json=racing, headers={"Origin": "http://localhost:8000"}
+        )
+        answers.append((response.status_code, json.dumps(response.json, sort_keys=True)))
+
+    threads = [threading.Thread(target=post) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(status for status, _ in answers) == [200] * 5 + [201]
+    assert len({body for _, body in answers}) == 1
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(ConsentRecord)) == 2
+        assert db.session.scalar(select(func.count()).select_from(ConsentEventKey)) == 2
+    # Sealed and verified like any other log.
+    assert run(app, "seal").exit_code == 0
+    verified = run(app, "verify", "--site", "demo")
+    assert verified.exit_code == 0, verified.output
+    # An erasure takes the visitor's keys too: a late replay is recorded again, as on any log.
+    assert run(app, "forget", "--site", "demo", first["consent_id"]).exit_code == 0
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(ConsentEventKey)) == 1
+    assert post_choice(app.test_client(), event_id=event_id)["consent_id"] != first["consent_id"]
+
+
+@ON_POSTGRESQL
+def test_a_purge_drops_the_expired_idempotency_keys_too(partitioned):
+    app, _ = partitioned
+    insert_records(app, [LONG_AGO, datetime.now(UTC) - timedelta(days=1)])
+    with app.app_context():
+        # insert_records writes rows directly; give them their keys as recording would.
+        db.session.execute(
+            insert(ConsentEventKey).from_select(
+                ["site", "event_id", "recorded_at"],
+                select(ConsentRecord.site, ConsentRecord.event_id, ConsentRecord.recorded_at),
+            )
+        )
+        db.session.commit()
+    assert run(app, "purge").exit_code == 0
+    with app.app_context():
+        kept = db.session.execute(select(ConsentEventKey.event_id)).scalars().all()
+        assert kept == db.session.execute(select(ConsentRecord.event_id)).scalars().all()
+        assert len(kept) == 1
