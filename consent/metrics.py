@@ -56,7 +56,9 @@ _latency_children: dict[tuple[str, str, int], Any] = {}
 def _observe(response: Response) -> Response:
     started = g.get("started")
     if started is not None:
-        key = (request.url_rule.rule if request.url_rule else "unmatched", request.method, response.status_code)
+        incoming = request._get_current_object()  # type: ignore[attr-defined]
+        rule = incoming.url_rule
+        key = (rule.rule if rule else "unmatched", incoming.method, response.status_code)
         child = _latency_children.get(key)
         if child is None:
             child = _latency_children[key] = REQUEST_LATENCY.labels(key[0], key[1], str(key[2]))

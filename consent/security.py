@@ -9,6 +9,9 @@ from consent.auth import admin_tokens
 # The service's own HTML pages need nothing from elsewhere; JSON needs nothing at all.
 HTML_POLICY = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 OTHER_POLICY = "default-src 'none'; frame-ancestors 'none'"
+COMMON = (("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "strict-origin-when-cross-origin"))
+FOR_HTML = (*COMMON, ("Content-Security-Policy", HTML_POLICY), ("X-Frame-Options", "DENY"))
+FOR_OTHERS = (*COMMON, ("Content-Security-Policy", OTHER_POLICY))
 
 
 class ConfigurationError(Exception):
@@ -17,15 +20,19 @@ class ConfigurationError(Exception):
 
 def _headers(response: Response) -> Response:
     headers = response.headers
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+    # Which headers the view set, looked up once: a miss in werkzeug's Headers
+    # raises and catches an exception, so setdefault() costs a few microseconds each.
+    present = {name.lower() for name, _ in headers.items()}
+    wanted = COMMON
     # The raw header, not response.mimetype, which parses it again on every response.
     content_type = response.content_type or ""
     if content_type.startswith("text/html"):
-        headers.setdefault("Content-Security-Policy", HTML_POLICY)
-        headers.setdefault("X-Frame-Options", "DENY")
+        wanted = FOR_HTML
     elif not content_type.startswith("text/javascript"):
-        headers.setdefault("Content-Security-Policy", OTHER_POLICY)
+        wanted = FOR_OTHERS
+    for name, value in wanted:
+        if name.lower() not in present:
+            headers.add(name, value)
     return response
 
 

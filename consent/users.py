@@ -10,9 +10,9 @@ from datetime import timedelta
 from functools import cache
 
 import click
-from flask import Flask, Request, g, request, session
+from flask import Flask, Request, Response, g, request, session
 from flask.cli import AppGroup
-from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface, SessionMixin
 from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -38,6 +38,14 @@ class AdminSessionInterface(SecureCookieSessionInterface):
         if app.secret_key and app.config["SESSION_COOKIE_NAME"] not in request.cookies:
             return self.session_class()
         return super().open_session(app, request)
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        # Nothing to set or delete: skip working out the cookie's attributes.
+        if not session and not session.modified:
+            if session.accessed:
+                response.vary.add("Cookie")
+            return
+        super().save_session(app, session, response)
 
 
 def create_user(username: str, password: str) -> AdminUser:
