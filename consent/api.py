@@ -39,11 +39,16 @@ def _allow_origin(site: Site, *, admin_may_omit: bool) -> None:
 
 @bp.after_request
 def _cors_headers(response: Response) -> Response:
+    headers = response.headers
     origin = g.get("cors_origin")
     if origin:
-        response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers["Access-Control-Expose-Headers"] = "Retry-After"
-    response.vary.add("Origin")
+        headers.add("Access-Control-Allow-Origin", origin)
+        headers.add("Access-Control-Expose-Headers", "Retry-After")
+    # response.vary parses and rewrites the header; most answers have none yet.
+    if any(name.lower() == "vary" for name, _ in headers.items()):
+        response.vary.add("Origin")
+    else:
+        headers.add("Vary", "Origin")
     return response
 
 

@@ -44,15 +44,25 @@ def _http_url(value: str) -> None:
         raise ValidationError("must be an absolute http(s) URL")
 
 
-class ChosenSchema(Schema):
-    """``choices``: true or false per category; a category left out counts as refused."""
+class Choices(fields.Field):
+    """``choices``: true or false per category; a category left out counts as refused.
 
-    error_messages = {"unknown": f"not a category (one of {', '.join(CATEGORIES)})"}  # noqa: RUF012
+    A field of its own rather than a nested schema or a typed ``Dict``, which
+    cost a third of the whole request's validation for four booleans.
+    """
 
-    necessary = fields.Boolean(truthy={True}, falsy={False})
-    functional = fields.Boolean(truthy={True}, falsy={False})
-    analytics = fields.Boolean(truthy={True}, falsy={False})
-    advertising = fields.Boolean(truthy={True}, falsy={False})
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dict[str, bool]:
+        if not isinstance(value, dict):
+            raise ValidationError("must be an object of category: true or false")
+        errors = {}
+        for category, granted in value.items():
+            if category not in CATEGORIES:
+                errors[str(category)] = [f"not a category (one of {', '.join(CATEGORIES)})"]
+            elif granted is not True and granted is not False:
+                errors[category] = ["must be true or false"]
+        if errors:
+            raise ValidationError(errors)
+        return value
 
 
 class ConsentSchema(Schema):
@@ -69,7 +79,14 @@ class ConsentSchema(Schema):
     )
     receipt = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=1024))
     action = fields.String(required=True, validate=validate.OneOf(ACTIONS))
-    choices = fields.Nested(ChosenSchema, required=True)
+    choices = Choices(
+        required=True,
+        metadata={
+            "type": "object",
+            "properties": {category: {"type": "boolean"} for category in CATEGORIES},
+            "additionalProperties": False,
+        },
+    )
     revision = fields.Integer(required=True, strict=True, validate=validate.Range(1))
     language = fields.String(load_default=None, validate=validate.Length(1, 16))
     page_url = fields.String(required=True, validate=[validate.Length(max=2048), _http_url])

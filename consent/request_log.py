@@ -30,7 +30,7 @@ def _assign_request_id() -> None:
 
 def _echo_request_id(response: Response) -> Response:
     if "request_id" in g:
-        response.headers["X-Request-ID"] = g.request_id
+        response.headers.add("X-Request-ID", g.request_id)
     return response
 
 
