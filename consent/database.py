@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
 
 from flask import Flask, current_app
 from flask_migrate import Migrate
-from sqlalchemy import event
+from sqlalchemy import Engine, event
 from sqlalchemy.exc import DBAPIError
 
 from consent.inventory import Site
@@ -67,6 +68,66 @@ def dialect_insert(table: Any) -> Any:
     else:
         from sqlalchemy.dialects.sqlite import insert as upsert  # type: ignore[assignment]
     return upsert(table)
+
+
+class PreparedInsert:
+    """One ``INSERT … RETURNING`` compiled once and run on a pooled DBAPI connection.
+
+    SQLAlchemy still compiles the statement, converts the values by their
+    column types, pools the connections, tells a dropped connection from other
+    errors and raises its own exceptions; what is skipped is its per-execution
+    machinery (cache lookup, execution context, result object), which cost
+    about 10 % of recording a consent.
+    """
+
+    def __init__(self, statement: Any, engine: Engine, keys: list[str]) -> None:
+        compiled = statement.compile(dialect=engine.dialect, column_keys=keys)
+        self.engine = engine
+        self.sql = str(compiled)
+        self.order: tuple[str, ...] | None = compiled.positiontup  # None for named parameters
+        self.convert: dict[str, Any] = {}
+        for key, bind in compiled.binds.items():
+            processor = bind.type.bind_processor(engine.dialect)
+            if processor is not None:
+                self.convert[key] = processor
+
+    def _parameters(self, values: dict[str, Any]) -> Any:
+        convert = self.convert
+        converted = {key: convert[key](value) if key in convert else value for key, value in values.items()}
+        return converted if self.order is None else tuple(converted[key] for key in self.order)
+
+    def first_column(self, values: dict[str, Any]) -> Any:
+        """Run and commit; the first column of the returned row, or None if no row came back."""
+        dialect = self.engine.dialect
+        raw = cursor = None
+        try:
+            raw = self.engine.raw_connection()
+            cursor = raw.cursor()
+            cursor.execute(self.sql, self._parameters(values))
+            row = cursor.fetchone()
+            raw.commit()
+        except dialect.loaded_dbapi.Error as error:
+            dropped = raw is not None and dialect.is_disconnect(error, raw.dbapi_connection, cursor)
+            if dropped:
+                # Every pooled connection is as stale as this one (the database restarted).
+                raw.invalidate(error)
+                self.engine.dispose(close=False)
+            raise DBAPIError.instance(
+                self.sql,
+                None,
+                error,
+                dialect.loaded_dbapi.Error,
+                hide_parameters=True,
+                dialect=dialect,
+                connection_invalidated=dropped,
+            ) from error
+        finally:
+            if cursor is not None:
+                with contextlib.suppress(Exception):
+                    cursor.close()
+            if raw is not None:
+                raw.close()  # back to the pool, which rolls back whatever was not committed
+        return row[0] if row else None
 
 
 def remember_inventory(site: Site) -> None:
