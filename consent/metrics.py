@@ -45,10 +45,6 @@ def metrics() -> Response:
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
 
-def _start_timer() -> None:
-    g.started = time.perf_counter()
-
-
 # The histogram's child per (route, method, status), looked up once: labels() is not free.
 _latency_children: dict[tuple[str, str, int], Any] = {}
 
@@ -67,7 +63,6 @@ def _observe(response: Response) -> Response:
 
 
 def init_app(app: Flask) -> None:
-    """Time every request and serve ``/metrics``."""
-    app.before_request(_start_timer)
+    """Time every request (from ``g.started``, set by consent.request_log) and serve ``/metrics``."""
     app.after_request(_observe)
     app.register_blueprint(bp)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import ipaddress
 import json
 import re
@@ -15,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 from flask import current_app
 from itsdangerous import BadSignature, Serializer, URLSafeSerializer
 from itsdangerous.encoding import base64_encode
+from itsdangerous.signer import HMACAlgorithm
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import DBAPIError
@@ -133,10 +135,14 @@ def iso(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds")[:23] + "Z"
 
 
+# What json.dumps(content, separators=(",", ":"), ensure_ascii=False) writes, without a new encoder per call.
+CANONICAL_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def record_hash(values: dict[str, Any]) -> str:
     """SHA-256 over the hashed fields as canonical JSON (timestamps in ``iso`` form)."""
     content = [iso(values[f]) if f == "recorded_at" else values[f] for f in HASHED_FIELDS]
-    return hashlib.sha256(json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode()).hexdigest()
+    return hashlib.sha256(CANONICAL_JSON.encode(content).encode()).hexdigest()
 
 
 class ReceiptSerializer(URLSafeSerializer):
@@ -150,9 +156,20 @@ class ReceiptSerializer(URLSafeSerializer):
         return base64_encode(Serializer.dump_payload(self, obj))
 
 
+class OneShotHMAC(HMACAlgorithm):
+    """HMAC-SHA1 as itsdangerous signs by default, computed by OpenSSL in one call.
+
+    itsdangerous passes hashlib's constructor to ``hmac.new``, which then
+    builds the MAC in Python; ``hmac.digest`` gives the same bytes.
+    """
+
+    def get_signature(self, key: bytes, value: bytes) -> bytes:
+        return hmac.digest(key, value, "sha1")
+
+
 @lru_cache(maxsize=8)
 def _receipt_signer(key: str | bytes) -> URLSafeSerializer:
-    return ReceiptSerializer(key, salt="consent-receipt")
+    return ReceiptSerializer(key, salt="consent-receipt", signer_kwargs={"algorithm": OneShotHMAC()})
 
 
 def receipt_signer() -> URLSafeSerializer:

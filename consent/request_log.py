@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import time
 
 from flask import Flask, Response, g, has_request_context, request
 from pythonjsonlogger.json import JsonFormatter
@@ -24,6 +25,8 @@ class RequestIdFilter(logging.Filter):
 
 
 def _assign_request_id() -> None:
+    # When the request started, for the latency metric (consent.metrics): one hook instead of two.
+    g.started = time.perf_counter()
     given = request.headers.get("X-Request-ID", "")
     g.request_id = given if REQUEST_ID.match(given) else secrets.token_hex(16)
 
