@@ -1,9 +1,15 @@
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 
 import pytest
 import redis
+from limits import parse
+from limits.strategies import FixedWindowRateLimiter
+
+from consent.limits import SweptMemoryStorage
 
 ORIGIN = {"Origin": "http://localhost:8000"}
 URL = "/api/v1/sites/demo/consents"
@@ -59,3 +65,19 @@ def test_two_instances_share_one_limit_through_redis(make_app):
     first, second = make_app(**config).test_client(), make_app(**config).test_client()
     statuses = [(first if i % 2 else second).post(URL, json=record(), headers=ORIGIN).status_code for i in range(6)]
     assert statuses == [201, 201, 201, 201, 429, 429]
+
+
+def test_in_memory_counters_start_no_thread_and_still_expire():
+    storage = SweptMemoryStorage("memory://")
+    limiter = FixedWindowRateLimiter(storage)
+    time.sleep(0.05)  # the storage's first timer, started when it is made, has run out
+    threads = threading.active_count()
+    per_second = parse("2 per second")
+    assert [limiter.hit(per_second, "client") for _ in range(3)] == [True, True, False]
+    for number in range(100):
+        limiter.hit(per_second, f"other-{number}")
+    assert threading.active_count() == threads
+    time.sleep(1.1)
+    assert limiter.hit(per_second, "client")  # a new window
+    # Expired counters of clients that never came back are swept, not kept forever.
+    assert len(storage.storage) == 1
