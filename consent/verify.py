@@ -1,101 +1,22 @@
 """``consent verify``: check the live log, or an exported file, against the signed ledger.
 
 Exits 0 when intact; otherwise 1, naming every changed, removed, inserted or
-reordered record by record id and consent ID. The database recomputes each
-record's canonical JSON (and, on PostgreSQL, its hash); a record whose hash
-does not match is hashed again in Python, the service's own way, before it is
-called changed.
+reordered record by record id and consent ID (see verification, live_records
+and export_reader).
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import click
-import psycopg
 from flask import Flask
 
 from consent import chain, ledger
-from consent.copy_streams import CopyStreams
 from consent.export_reader import ExportFile, ExportFileError
-from consent.models import ConsentRecord, db
-from consent.recording import HASHED_FIELDS, record_hash
-from consent.verification import Finding, Report, Row, Verifier
-
-FETCH = 2_000
-
-
-def _sql_canonical(dialect: str) -> str:
-    """SQL for a record's canonical JSON, the text ``record_hash`` hashes."""
-    moment = (
-        """to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"""
-        if dialect == "postgresql"
-        else "substr(recorded_at, 1, 10) || 'T' || substr(recorded_at, 12, 12) || 'Z'"
-    )
-    booleans = {"necessary", "functional", "analytics", "advertising", "gpc", "dnt"}
-    if dialect == "postgresql":
-        parts = [
-            f"CASE WHEN {name} THEN 'true' ELSE 'false' END" if name in booleans
-            else "revision::text" if name == "revision"
-            else f"to_json({moment})::text" if name == "recorded_at"
-            else f"to_json({name})::text"
-            for name in HASHED_FIELDS
-        ]  # fmt: skip
-        return "'[' || " + " || ',' || ".join(parts) + " || ']'"
-    parts = [
-        f"json(CASE WHEN {name} THEN 'true' ELSE 'false' END)" if name in booleans
-        else moment if name == "recorded_at"
-        else name
-        for name in HASHED_FIELDS
-    ]  # fmt: skip
-    return f"json_array({', '.join(parts)})"
-
-
-def _recheck(record_id: int) -> bool:
-    """Hash one stored record again in Python: the last word on whether its content changed."""
-    record = db.session.get(ConsentRecord, record_id)
-    return (
-        record is not None
-        and record_hash({name: getattr(record, name) for name in HASHED_FIELDS}) == record.record_hash
-    )
-
-
-def _postgresql_rows(site: str) -> Iterator[Row]:
-    """PostgreSQL hashes every record itself; two connections on this snapshot share the work."""
-    raw = db.session.connection().connection.driver_connection
-    digest = f"encode(sha256(convert_to({_sql_canonical('postgresql')}, 'UTF8')), 'hex') = record_hash"
-    query = f"COPY (SELECT id, {digest}, record_hash, consent_id FROM consent_records "
-    query += "WHERE site = %s AND id >= %s AND id <= %s ORDER BY id) TO STDOUT"
-    first, last = raw.execute("SELECT min(id), max(id) FROM consent_records WHERE site = %s", (site,)).fetchone()
-    if first is None:
-        return
-    snapshot = raw.execute("SELECT pg_export_snapshot()").fetchone()[0]
-
-    def statement_for(reader: psycopg.Connection[Any], low: int, high: int) -> str:
-        return psycopg.ClientCursor(reader).mogrify(query, (site, low, high))
-
-    conninfo = db.engine.url.render_as_string(hide_password=False).replace("postgresql+psycopg://", "postgresql://")
-    for chunk, _ in CopyStreams(conninfo, snapshot, first, last, statement_for, FETCH):
-        for line in chunk.split(b"\n")[:-1]:  # COPY's text format escapes tabs and newlines in values
-            record_id, same, stored, consent_id = line.split(b"\t")
-            ok = same == b"t" or _recheck(int(record_id))
-            yield Row(int(record_id), consent_id.decode(errors="replace"), stored.decode(errors="replace"), ok)
-
-
-def _sqlite_rows(site: str) -> Iterator[Row]:
-    """SQLite writes each record's canonical JSON; Python hashes it."""
-    raw = db.session.connection().connection.driver_connection
-    query = f"SELECT id, consent_id, record_hash, CAST({_sql_canonical('sqlite')} AS BLOB) FROM consent_records "
-    # "+site": without statistics SQLite would read the site's index and sort every row by id.
-    cursor = raw.execute(query + "WHERE +site = ? ORDER BY id", (site,))
-    while rows := cursor.fetchmany(FETCH):
-        for record_id, consent_id, stored, canonical in rows:
-            same = hashlib.sha256(canonical).hexdigest() == stored
-            yield Row(record_id, consent_id, stored, same or _recheck(record_id))
+from consent.live_records import postgresql_records, sqlite_records
+from consent.models import db
+from consent.verification import Finding, Report, Verifier
 
 
 def verify_live(site: str) -> Report:
@@ -109,15 +30,14 @@ def verify_live(site: str) -> Report:
             raw.execute("BEGIN")  # one read transaction: one snapshot (WAL)
     try:
         verifier = Verifier(site, ledger.ledger_key(), chain.checkpoints(site, leaves=False), load=chain.with_leaves)
-        return verifier.run(_postgresql_rows(site) if postgresql else _sqlite_rows(site))
+        seals = [(seal.header["after_id"], seal.header["last_id"]) for seal, _ in verifier.seals]
+        return verifier.run(postgresql_records(site, seals) if postgresql else sqlite_records(site, seals))
     finally:
         db.session.rollback()
 
 
 def _moment_ms(value: str | None) -> int | None:
-    if value is None:
-        return None
-    return ledger.epoch_ms(datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC))
+    return ledger.iso_ms(value) if value is not None else None
 
 
 def verify_file(site: str, path: Path) -> Report:
