@@ -26,6 +26,7 @@ from consent.snapshot_streams import SnapshotStreams, id_ranges
 from consent.verification import Block, Row
 
 SPAN = 10_000  # ids per range outside the seals (records not sealed yet)
+MAX_ID = 2**63 - 1
 BOOLEANS = frozenset(("necessary", "functional", "analytics", "advertising", "gpc", "dnt"))
 SQLITE_MOMENT = "substr(recorded_at, 1, 10) || 'T' || substr(recorded_at, 12, 12) || 'Z'"
 POSTGRESQL_MOMENT = """to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"""
@@ -59,13 +60,22 @@ def sql_canonical(dialect: str) -> str:
 
 
 def record_ranges(first: int, last: int, seals: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """``[first, last]`` cut so that each seal's ``(after_id, last_id]`` is one range, the rest in SPAN pieces."""
-    sealed = {(after + 1, end) for after, end in seals}
-    cuts = sorted({bound for after, end in seals for bound in (after, end) if first <= bound < last})
-    ranges = []
-    for low, high in zip([first, *(cut + 1 for cut in cuts)], [*cuts, last], strict=True):
-        ranges.extend([(low, high)] if (low, high) in sealed else id_ranges(low, high, SPAN))
-    return ranges
+    """``[first, last]`` cut so that each seal's ``(after_id, last_id]`` within it is one range, the rest in SPANs."""
+    ranges: list[tuple[int, int]] = []
+    low = first
+    for after, end in seals:
+        start, stop = max(after + 1, low), min(end, last)
+        if start > stop:
+            continue
+        ranges.extend(id_ranges(low, start - 1, SPAN))
+        ranges.append((start, stop))
+        low = stop + 1
+    return ranges + id_ranges(low, last, SPAN)
+
+
+def _block(first: int, last: int, low: int, high: int, *found: Any) -> Block:
+    """A block of ``[low, high]``; from the first record on it holds all below too, up to the last all above."""
+    return Block(0 if low == first else low, MAX_ID if high == last else high, *found)
 
 
 def _recheck(record_id: int) -> bool:
@@ -109,7 +119,7 @@ def postgresql_records(site: str, seals: list[tuple[int, int]]) -> Iterator[Bloc
 
     def read(reader: psycopg.Connection[Any], low: int, high: int) -> Iterator[Block]:
         count, same, pairs = reader.execute(block, (site, low, high), binary=True).fetchone()
-        yield Block(low, high, count, same, pairs, lambda: rows(low, high))
+        yield _block(first, last, low, high, count, same, pairs, lambda: rows(low, high))
 
     conninfo = db.engine.url.render_as_string(hide_password=False).replace("postgresql+psycopg://", "postgresql://")
     yield from SnapshotStreams(conninfo, snapshot, record_ranges(first, last, seals), read)
@@ -136,4 +146,4 @@ def sqlite_records(site: str, seals: list[tuple[int, int]]) -> Iterator[Block]:
             for (record_id, consent_id, stored, _), ok in zip(found, same, strict=True):
                 yield Row(record_id, consent_id, stored, ok or _recheck(record_id))
 
-        yield Block(low, high, len(found), all(same), pairs, rows)
+        yield _block(first, last, low, high, len(found), all(same), pairs, rows)
