@@ -1,18 +1,25 @@
 """Checking the records of a large CSV export on every core, for ``consent verify FILE``.
 
 The file is cut at line ends into pieces that worker processes read on their
-own. Each line is taken as one whole record (split directly when at most one
-of its values is quoted, else by the csv module), checked against its
-record_hash exactly as ``ExportFile.rows`` checks it, and reduced to its
-id-and-digest pair. The pieces come back in file order as one run of pairs,
-which the verifier compares with the seals' leaves a seal at a time.
+own. Each line is taken as one whole record (split directly when its quotes
+only enclose whole values, else by the csv module), its canonical JSON written
+from a template and hashed, and the record reduced to its id-and-digest pair.
+The pieces come back in file order as one run of pairs, which the verifier
+compares with the seals' leaves a seal at a time.
+
+The quick result stands only if every seal's pairs are byte for byte its
+signed leaves. A leaf holds the first 16 bytes of SHA-256 over the record's
+canonical JSON as recorded, so a line can only pass if the text hashed for it
+is that JSON: the template escapes quotes (a block holding a backslash takes
+the exact check of ``ExportFile.rows``), and a raw control character, which
+that JSON never holds, can only make the hash differ.
 
 A reading line by line is the csv module's reading only while every line is a
 whole record. So the scan gives up, and the file is read again the thorough
 way (which names every problem), at the first line that is not a whole record
 (a value spanning lines, a stray quote or line break), a blank or malformed
 line, a record whose content does not match its hash, or a record id that is
-not above the one before it.
+not above the one before it; and so does anything else that does not match.
 """
 
 from __future__ import annotations
@@ -34,10 +41,6 @@ from consent.verification import Block, Report, Row, Verifier
 SMALLEST = 32 << 20  # bytes: smaller files are read in one go, which costs less than starting workers
 BLOCK = 4 << 20
 PIECES_PER_WORKER = 4  # pieces are handed out as workers free up, so that none waits long for another
-
-
-# Deleting these from a block leaves its control characters, which JSON escapes, and its CR LF line ends.
-NOT_CONTROL = bytes(range(32, 256))
 
 
 class GaveUp(Exception):
@@ -83,12 +86,12 @@ def _fields(line: str, parts: list[str]) -> tuple[list[str], bool]:
     return rows[0], '"' in "".join(rows[0])
 
 
-def _usual(parts: list[str]) -> bytes | None:
-    """The pair of a line as exports write it (page_url and user_agent quoted, no quote inside), if it hashes right.
+def _usual(head: str, page_url: str, middle: str, user_agent: str, tail: str) -> bytes | None:
+    """The pair of a line as exports write it (page_url and user_agent quoted), if it hashes right; else None.
 
-    Only for a block where no value needs JSON escaping; None for any other line.
+    Only for a block without backslashes: ``user_agent`` comes with its quotes
+    escaped for JSON, and no other value holds one.
     """
-    head, page_url, middle, user_agent, tail = parts
     try:
         (record_id, consent_id, recorded_at, action, necessary, functional, analytics, advertising, revision,
          inventory_hash, language, after_head) = head.split(",")  # fmt: skip
@@ -118,7 +121,7 @@ def _pair(fields: list[str], plain: bool, inner: bool) -> bytes:
         and BOOLEAN_TEXT.issuperset((necessary, functional, analytics, advertising, gpc, dnt))
         and revision.isdigit()
     ):
-        # The canonical JSON, as checked_csv's template writes it: no value here needs escaping but for quotes.
+        # The canonical JSON as checked_csv's template writes it; without backslashes only quotes need escaping.
         user_agent = user_agent[1:] if user_agent[:1] == "'" else user_agent
         event_id = event_id[1:] if event_id[:1] == "'" else event_id
         strings = [site, event_id, consent_id, recorded_at, action, inventory_hash, language, page_url, ip, user_agent]
@@ -146,16 +149,20 @@ def _pair(fields: list[str], plain: bool, inner: bool) -> bytes:
 
 def _pairs(block: bytes, previous: bytes) -> list[bytes]:
     """The id-and-digest pair of each record in ``block`` (whole lines, each ending in CRLF), ids above ``previous``."""
-    lines = block.decode().split("\r\n")
-    controls = block.translate(None, NOT_CONTROL)
-    if lines.pop() or controls.count(b"\r") != len(lines) or controls.count(b"\n") != len(lines):
-        raise GaveUp  # a line break inside a line: a value spanning lines, or a stray CR or LF
-    # Then no value needs JSON escaping, but for quotes.
-    plain = len(controls) == 2 * len(lines) and b"\\" not in block
+    text = block.decode()
+    lines = text.split("\r\n")
+    if lines.pop():
+        raise GaveUp
+    plain = "\\" not in text
     pairs = []
     for line in lines:
+        if "\n" in line or "\r" in line:
+            raise GaveUp  # a line break inside a line: a value spanning lines, or a stray CR or LF
         parts = line.split('"')
-        pair = _usual(parts) if plain and len(parts) == 5 else None
+        pair = None
+        # Two quoted values, the second (user_agent) perhaps holding doubled quotes: empty parts between its pieces.
+        if plain and len(parts) >= 5 and len(parts) % 2 and not any(parts[4:-1:2]):
+            pair = _usual(parts[0], parts[1], parts[2], '\\"'.join(parts[3:-1:2]), parts[-1])
         if pair is None:
             fields, inner = _fields(line, parts)
             if fields[0] == LEDGER_MARK:
