@@ -29,6 +29,7 @@ import csv
 import hashlib
 import multiprocessing
 import os
+from binascii import hexlify
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
@@ -38,6 +39,8 @@ from consent.export_reader import BOOLEAN_TEXT, TEMPLATE, checked_csv
 from consent.ledger import Checkpoint, pair_ids
 from consent.verification import Block, Report, Row, Verifier
 
+BYTES_TEMPLATE = TEMPLATE.encode()
+FLAGS = frozenset(flag.encode() for flag in BOOLEAN_TEXT)
 SMALLEST = 32 << 20  # bytes: smaller files are read in one go, which costs less than starting workers
 BLOCK = 4 << 20
 PIECES_PER_WORKER = 4  # pieces are handed out as workers free up, so that none waits long for another
@@ -86,32 +89,6 @@ def _fields(line: str, parts: list[str]) -> tuple[list[str], bool]:
     return rows[0], '"' in "".join(rows[0])
 
 
-def _usual(head: str, page_url: str, middle: str, user_agent: str, tail: str) -> bytes | None:
-    """The pair of a line as exports write it (page_url and user_agent quoted), if it hashes right; else None.
-
-    Only for a block without backslashes: ``user_agent`` comes with its quotes
-    escaped for JSON, and no other value holds one.
-    """
-    try:
-        (record_id, consent_id, recorded_at, action, necessary, functional, analytics, advertising, revision,
-         inventory_hash, language, after_head) = head.split(",")  # fmt: skip
-        before_ip, ip, after_ip = middle.split(",")
-        before_tail, gpc, dnt, site, event_id, stored = tail.split(",")
-    except ValueError:
-        return None
-    flags = (necessary, functional, analytics, advertising, gpc, dnt)
-    if after_head or before_ip or after_ip or before_tail or not BOOLEAN_TEXT.issuperset(flags):
-        return None
-    if not revision.isdigit() or user_agent[:1] == "'" or event_id[:1] == "'":
-        return None
-    canonical = TEMPLATE % (
-        site, event_id, consent_id, recorded_at, action, *flags[:4], revision,
-        inventory_hash, language, page_url, ip, user_agent, gpc, dnt,
-    )  # fmt: skip
-    digest = hashlib.sha256(canonical.encode()).digest()
-    return int(record_id).to_bytes(8, "big") + digest[:16] if digest.hex() == stored else None
-
-
 def _pair(fields: list[str], plain: bool, inner: bool) -> bytes:
     """The id-and-digest pair of a record whose content matches its record_hash (else GaveUp)."""
     (record_id, consent_id, recorded_at, action, necessary, functional, analytics, advertising, revision,
@@ -148,23 +125,53 @@ def _pair(fields: list[str], plain: bool, inner: bool) -> bytes:
 
 
 def _pairs(block: bytes, previous: bytes) -> list[bytes]:
-    """The id-and-digest pair of each record in ``block`` (whole lines, each ending in CRLF), ids above ``previous``."""
-    text = block.decode()
-    lines = text.split("\r\n")
+    """The id-and-digest pair of each record in ``block`` (whole lines, each ending in CRLF), ids above ``previous``.
+
+    A line as exports write it (page_url and user_agent quoted, the latter
+    perhaps holding doubled quotes) is taken apart and hashed here, as bytes:
+    in a block without backslashes only quotes need escaping for JSON, and only
+    in user_agent. Any other line goes through ``_fields`` and ``_pair``.
+    """
+    block.decode()  # the thorough reading takes the file as UTF-8; a block that is not is left to it
+    lines = block.split(b"\r\n")
     if lines.pop():
         raise GaveUp
-    plain = "\\" not in text
+    plain = b"\\" not in block
     pairs = []
+    sha256, template, flags_ok = hashlib.sha256, BYTES_TEMPLATE, FLAGS.issuperset
     for line in lines:
-        if "\n" in line or "\r" in line:
+        if b"\n" in line or b"\r" in line:
             raise GaveUp  # a line break inside a line: a value spanning lines, or a stray CR or LF
-        parts = line.split('"')
+        parts = line.split(b'"')
         pair = None
-        # Two quoted values, the second (user_agent) perhaps holding doubled quotes: empty parts between its pieces.
+        # Doubled quotes in user_agent leave empty parts between its pieces.
         if plain and len(parts) >= 5 and len(parts) % 2 and not any(parts[4:-1:2]):
-            pair = _usual(parts[0], parts[1], parts[2], '\\"'.join(parts[3:-1:2]), parts[-1])
+            head, page_url, middle, tail = parts[0], parts[1], parts[2], parts[-1]
+            user_agent = b'\\"'.join(parts[3:-1:2]) if len(parts) > 5 else parts[3]
+            head_fields, middle_fields, tail_fields = head.split(b","), middle.split(b","), tail.split(b",")
+            if len(head_fields) == 12 and len(middle_fields) == 3 and len(tail_fields) == 6:
+                (record_id, consent_id, recorded_at, action, necessary, functional, analytics, advertising,
+                 revision, inventory_hash, language, after_head) = head_fields  # fmt: skip
+                before_ip, ip, after_ip = middle_fields
+                before_tail, gpc, dnt, site, event_id, stored = tail_fields
+                flags = (necessary, functional, analytics, advertising, gpc, dnt)
+                if (
+                    not (after_head or before_ip or after_ip or before_tail)
+                    and flags_ok(flags)
+                    and revision.isdigit()
+                    and user_agent[:1] != b"'"
+                    and event_id[:1] != b"'"
+                ):
+                    canonical = template % (
+                        site, event_id, consent_id, recorded_at, action, *flags[:4], revision,
+                        inventory_hash, language, page_url, ip, user_agent, gpc, dnt,
+                    )  # fmt: skip
+                    digest = sha256(canonical).digest()
+                    if hexlify(digest) == stored:
+                        pair = int(record_id).to_bytes(8, "big") + digest[:16]
         if pair is None:
-            fields, inner = _fields(line, parts)
+            text = line.decode()
+            fields, inner = _fields(text, text.split('"'))
             if fields[0] == LEDGER_MARK:
                 continue
             if len(fields) != len(COLUMNS):
