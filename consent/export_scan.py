@@ -32,6 +32,7 @@ import os
 from binascii import hexlify
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from consent.export_formats import COLUMNS, LEDGER_MARK
@@ -234,6 +235,8 @@ class CsvScan:
         header = head[: header_end - 2]
         if size < SMALLEST or header_end < 2 or b'"' in header or b"\r" in header or b"\n" in header:
             return
+        if "fork" not in multiprocessing.get_all_start_methods():
+            return  # workers that start afresh would cost more than they save
         workers = max(1, min(os.cpu_count() or 1, 4))
         bounds = _bounds(path, header_end, size, workers * PIECES_PER_WORKER)
         self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
@@ -247,6 +250,8 @@ class CsvScan:
             return None
         try:
             pieces = [future.result() for future in self.futures]
+        except (BrokenProcessPool, OSError):
+            return None  # a worker died (out of memory, perhaps): the thorough reading needs none
         finally:
             self.close()
         found = [piece for piece in pieces if piece]
@@ -300,7 +305,7 @@ def quick_report(verifier: Verifier, pairs: bytes | None) -> Report | None:
         return None
     try:
         report = verifier.run(seal_blocks(pairs, verifier.seals))
-    except CloserLook:
-        return None
+    except (CloserLook, TypeError, ValueError):
+        return None  # the thorough reading meets whatever is wrong in its own way
     # Only the thorough reading names problems with records (an emptied seal's, here).
     return None if any(finding.kind != "checkpoint" for finding in report.findings) else report

@@ -139,7 +139,7 @@ def sqlite_records(site: str, seals: list[tuple[int, int]]) -> Iterator[Block]:
         found = raw.execute(query, (site, low, high)).fetchall()
         same = [sha256(canonical).hexdigest() == stored for _, _, stored, canonical in found]
         pairs = b""
-        if all(same):
+        if all(same) and found and found[0][0] > 0:  # ids in order: the first is the lowest
             pairs = b"".join([key.to_bytes(8, "big") + bytes.fromhex(stored[:32]) for key, _, stored, _ in found])
 
         def rows(found: list[Any] = found, same: list[bool] = same) -> Iterator[Row]:
