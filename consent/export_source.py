@@ -36,7 +36,7 @@ from consent.export_formats import (
 from consent.ledger import Checkpoint
 from consent.models import ConsentRecord, LedgerCheckpoint, db
 from consent.recording import iso
-from consent.snapshot_streams import SnapshotStreams, id_ranges
+from consent.snapshot_streams import SnapshotStreams, Spool, id_ranges
 from consent.texts import CATEGORIES
 
 FETCH = 2_000
@@ -49,6 +49,8 @@ class ExportSource:
     def __init__(self, site: str, since: datetime | None, until: datetime | None) -> None:
         self.site, self.since, self.until = site, since, until
         self.scope = tuple(ledger.epoch_ms(m) if m is not None else None for m in (since, until))
+        self.spool: Spool | None = None
+        self.proof: dict[str, Any] = {}
 
     def __enter__(self) -> ExportSource:
         connection = db.engine.connect()
@@ -66,6 +68,8 @@ class ExportSource:
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
+        if self.spool is not None:
+            self.spool.close()
         self.connection.close()  # rolls back: nothing was written
 
     def _where(self) -> tuple[str, list[Any]]:
@@ -119,6 +123,8 @@ class ExportSource:
                 yield data, rows
 
         conninfo = db.engine.url.render_as_string(hide_password=False).replace("postgresql+psycopg://", "postgresql://")
+        # This connection is idle while the others read the records: it writes the ledger entries meanwhile.
+        self.spool = Spool(self._ledger_lines(fmt))
         yield from SnapshotStreams(conninfo, snapshot, id_ranges(first, last, SPAN), read)
 
     def _records(self) -> Iterator[dict[str, Any]]:
@@ -138,13 +144,27 @@ class ExportSource:
 
     def trailer(self, fmt: str, rows: int, now: datetime) -> Iterator[bytes]:
         """The encoded ledger entries that prove the records, then the signed summary of the export."""
+        yield from self.spool.lines() if self.spool is not None else self._ledger_lines(fmt)
+        summary = {
+            "site": self.site,
+            "format": fmt,
+            "since": iso(self.since) if self.since else None,
+            "until": iso(self.until) if self.until else None,
+            "exported_at": iso(now),
+            "rows": rows,
+            **self.proof,
+        }
+        signature = ledger.export_signer(ledger.ledger_key()).get_signature(ledger.summary_digest(summary).encode())
+        yield encode_entry({"export": {**summary, "signature": signature.decode()}}, fmt)
+
+    def _ledger_lines(self, fmt: str) -> Iterator[bytes]:
+        """The ledger entries of the export (not its summary, whose parts they leave in ``self.proof``)."""
         session = Session(bind=self.connection)
         headers = [as_checkpoint(row, leaves=False) for row in session.scalars(self._relevant_checkpoints())]
         seqs = [checkpoint.header["seq"] for checkpoint in headers]
         for checkpoint, (leaves, labels) in zip(headers, self._leaves(seqs), strict=True):
-            yield from ledger_lines(
-                Checkpoint(checkpoint.header, checkpoint.signature, leaves, labels), self.scope, fmt
-            )
+            signed = Checkpoint(checkpoint.header, checkpoint.signature, leaves, labels)
+            yield from ledger_lines(signed, self.scope, fmt)
         newest = select(func.max(LedgerCheckpoint.last_id)).where(LedgerCheckpoint.site == self.site)
         through = int(session.scalar(newest) or 0)
         # The records no checkpoint covers yet, as leaves signed by this export, streamed.
@@ -155,22 +175,14 @@ class ExportSource:
             count, last_id = count + len(batch), batch[-1][0]
             yield from data_lines("leaves", "export", leaves, fmt)
             yield from data_lines("labels", "export", b"".join(ledger.label(record[2]) for record in batch), fmt)
-        summary = {
-            "site": self.site,
-            "format": fmt,
-            "since": iso(self.since) if self.since else None,
-            "until": iso(self.until) if self.until else None,
-            "exported_at": iso(now),
-            "rows": rows,
+        session.close()
+        self.proof = {
             "checkpoints": list(seqs),
             "after_id": through,
             "last_id": last_id,
             "leaf_count": count,
             "root": root.hexdigest(),
         }
-        signature = ledger.export_signer(ledger.ledger_key()).get_signature(ledger.summary_digest(summary).encode())
-        yield encode_entry({"export": {**summary, "signature": signature.decode()}}, fmt)
-        session.close()
 
     def _leaves(self, seqs: list[int]) -> Iterator[tuple[bytes, bytes]]:
         """The leaves and labels of these checkpoints, in order, one at a time (PostgreSQL: in binary)."""
