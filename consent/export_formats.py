@@ -85,8 +85,16 @@ def sql_csv_line(dialect: str) -> str:
     """One whole CSV line per record, with its CRLF; free-text values always quoted."""
     parts = []
     for name, value in zip(COLUMNS, sql_values(dialect, csv=True), strict=True):
-        parts.append(f"""'"' || replace({value}, '"', '""') || '"'""" if name in QUOTED else value)
-    return " || ',' || ".join(parts) + " || " + _sql_characters(dialect, "\r\n")
+        parts.append(f"""replace({value}, '"', '""')""" if name in QUOTED else value)
+    end = _sql_characters(dialect, "\r\n")
+    if dialect == "sqlite":
+        # One printf builds the line in one buffer, where a chain of || copies it once per value.
+        layout = ",".join('"%s"' if name in QUOTED else "%s" for name in COLUMNS)
+        return f"printf('{layout}', {', '.join(parts)}) || {end}"
+    quoted = [
+        f"""'"' || {part} || '"'""" if name in QUOTED else part for name, part in zip(COLUMNS, parts, strict=True)
+    ]
+    return " || ',' || ".join(quoted) + " || " + end
 
 
 def sql_json_line(dialect: str) -> str:
