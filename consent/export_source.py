@@ -50,6 +50,7 @@ class ExportSource:
         self.site, self.since, self.until = site, since, until
         self.scope = tuple(ledger.epoch_ms(m) if m is not None else None for m in (since, until))
         self.spool: Spool | None = None
+        self.session: Session | None = None
         self.proof: dict[str, Any] = {}
 
     def __enter__(self) -> ExportSource:
@@ -70,6 +71,8 @@ class ExportSource:
     ) -> None:
         if self.spool is not None:
             self.spool.close()
+        if self.session is not None:
+            self.session.close()
         self.connection.close()  # rolls back: nothing was written
 
     def _where(self) -> tuple[str, list[Any]]:
@@ -159,7 +162,9 @@ class ExportSource:
 
     def _ledger_lines(self, fmt: str) -> Iterator[bytes]:
         """The ledger entries of the export (not its summary, whose parts they leave in ``self.proof``)."""
-        session = Session(bind=self.connection)
+        # Closed with the export: closing it would end this connection's transaction, whose snapshot
+        # the connections reading the records may still be about to take.
+        session = self.session = Session(bind=self.connection)
         headers = [as_checkpoint(row, leaves=False) for row in session.scalars(self._relevant_checkpoints())]
         seqs = [checkpoint.header["seq"] for checkpoint in headers]
         for checkpoint, (leaves, labels) in zip(headers, self._leaves(seqs), strict=True):
@@ -175,7 +180,6 @@ class ExportSource:
             count, last_id = count + len(batch), batch[-1][0]
             yield from data_lines("leaves", "export", leaves, fmt)
             yield from data_lines("labels", "export", b"".join(ledger.label(record[2]) for record in batch), fmt)
-        session.close()
         self.proof = {
             "checkpoints": list(seqs),
             "after_id": through,
