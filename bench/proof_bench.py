@@ -52,6 +52,7 @@ def environment(url: str) -> dict[str, str]:
         "PYTHONPATH": str(ROOT),
         "CONSENT_DATABASE_URL": url,
         "CONSENT_SECRET_KEY": "bench-only-secret-key",
+        "CONSENT_ADMIN_TOKENS": "bench-only-admin-token",
         "CONSENT_INVENTORY": str(ROOT / "cookies.yaml"),
         "CONSENT_SEAL_GRACE": "0",
     }

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 from flask import Flask
-from flask.cli import FlaskGroup
+from flask.cli import FlaskGroup, ScriptInfo
 
 from consent import create_app
 from consent.inventory import InventoryError, load_inventory
@@ -56,9 +56,9 @@ def serve_command(bind: str) -> None:
     os.execv(gunicorn, [gunicorn, "wsgi:app"])
 
 
-def _create_app() -> Flask:
+def _create_app(routes: bool = True) -> Flask:
     try:
-        return create_app()
+        return create_app(routes=routes)
     except InventoryError as error:
         click.echo("\n".join(error.errors), err=True)
     except ConfigurationError as error:
@@ -66,7 +66,26 @@ def _create_app() -> Flask:
     sys.exit(1)
 
 
-cli = FlaskGroup(create_app=_create_app, help="Cookie consent service: inventory, consent log, exports.")
+def _create_bulk_app() -> Flask:
+    return _create_app(routes=False)
+
+
+class ConsentGroup(FlaskGroup):
+    """Flask's command group, whose commands that read the whole log start without the web service."""
+
+    BULK = ("export", "verify")
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        info = ctx.ensure_object(ScriptInfo)
+        if name not in self.BULK or info.create_app is not _create_app:
+            return super().get_command(ctx, name)
+        info.create_app = _create_bulk_app
+        app = info.load_app()
+        ctx.with_resource(app.app_context())
+        return app.cli.get_command(ctx, name)
+
+
+cli = ConsentGroup(create_app=_create_app, help="Cookie consent service: inventory, consent log, exports.")
 cli.add_command(check_command)
 cli.add_command(serve_command)
 

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, current_app
-from flask_migrate import Migrate
 from sqlalchemy import Engine, event
 from sqlalchemy.exc import DBAPIError
 
@@ -16,7 +15,6 @@ from consent.inventory import Site
 from consent.models import InventoryVersion, db, utcnow
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
-migrate = Migrate(directory=str(MIGRATIONS), render_as_batch=True)
 
 
 def database_url(app: Flask) -> str:
@@ -43,22 +41,28 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def init_app(app: Flask) -> None:
-    """Bind Flask-SQLAlchemy and the migrations to ``app``."""
+    """Bind Flask-SQLAlchemy to ``app``."""
     url = database_url(app)
     app.config["SQLALCHEMY_DATABASE_URI"] = url
     # hide_parameters keeps personal data (addresses, URLs) out of error messages and logs.
     # No pre-ping: it cost a round trip per request. A connection the database
-    # dropped fails once, which marks every older pooled connection stale, and
-    # recording a consent retries that once (see recording._append).
+    # dropped fails once; recording a consent then replaces the pool and
+    # retries (see PreparedInsert and recording._append).
     options: dict[str, Any] = {"hide_parameters": True}
     if url.startswith("postgresql"):
         options["connect_args"] = {"connect_timeout": 3}
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", options)
     db.init_app(app)
-    migrate.init_app(app, db)
     if url.startswith("sqlite"):
         with app.app_context():
             event.listen(db.engine, "connect", _sqlite_pragmas)
+
+
+def init_migrations(app: Flask) -> None:
+    """The Alembic migrations (``consent db upgrade``); imported here, since only some commands need them."""
+    from flask_migrate import Migrate
+
+    Migrate(app, db, directory=str(MIGRATIONS), render_as_batch=True)
 
 
 def dialect_insert(table: Any) -> Any:

@@ -19,7 +19,7 @@ from flask.typing import ResponseReturnValue
 
 from consent.auth import require_admin
 from consent.errors import ApiError
-from consent.export_formats import csv_header, encode_entry
+from consent.export_formats import csv_header
 from consent.export_source import ExportSource
 from consent.inventory import Site, get_site, sites
 from consent.metrics import EXPORT_DURATION
@@ -66,8 +66,7 @@ def stream_export(
             if progress is not None and count - reported >= PROGRESS_EVERY:
                 progress(count)
                 reported = count
-        for entry in source.trailer(fmt, count, utcnow()):
-            yield encode_entry(entry, fmt)
+        yield from source.trailer(fmt, count, utcnow())
         if progress is not None:
             progress(count)
     EXPORT_DURATION.labels(site.key, fmt).observe(perf_counter() - started)

@@ -73,26 +73,42 @@ def sql_values(dialect: str, *, csv: bool) -> list[str]:
     return values
 
 
+def _sql_characters(dialect: str, text: str) -> str:
+    """``text`` (control characters) as an SQL expression."""
+    codes = [str(ord(character)) for character in text]
+    if dialect == "postgresql":
+        return " || ".join(f"chr({code})" for code in codes)
+    return f"char({', '.join(codes)})"
+
+
 def sql_csv_line(dialect: str) -> str:
-    """SQLite: one whole CSV line per record; free-text values always quoted."""
+    """One whole CSV line per record, with its CRLF; free-text values always quoted."""
     parts = []
     for name, value in zip(COLUMNS, sql_values(dialect, csv=True), strict=True):
-        parts.append(f"""'"' || replace({value}, '"', '""') || '"'""" if name in QUOTED else value)
-    return " || ',' || ".join(parts) + " || char(13, 10)"
+        parts.append(f"""replace({value}, '"', '""')""" if name in QUOTED else value)
+    end = _sql_characters(dialect, "\r\n")
+    if dialect == "sqlite":
+        # One printf builds the line in one buffer, where a chain of || copies it once per value.
+        layout = ",".join('"%s"' if name in QUOTED else "%s" for name in COLUMNS)
+        return f"printf('{layout}', {', '.join(parts)}) || {end}"
+    quoted = [
+        f"""'"' || {part} || '"'""" if name in QUOTED else part for name, part in zip(COLUMNS, parts, strict=True)
+    ]
+    return " || ',' || ".join(quoted) + " || " + end
 
 
 def sql_json_line(dialect: str) -> str:
-    """One JSON object per record, compact, keys in column order, followed by a newline (SQLite)."""
+    """One JSON object per record, compact, keys in column order, followed by a newline."""
     if dialect == "postgresql":
         parts = []
         for name, value in zip(COLUMNS, sql_values(dialect, csv=False), strict=True):
             numeric = name in BOOLEANS or name in ("record_id", "revision")
             parts.append(f"""'"{name}":' || {value if numeric else f"to_json({value})::text"}""")
-        return "'{' || " + " || ',' || ".join(parts) + " || '}'"
+        return "'{' || " + " || ',' || ".join(parts) + " || '}' || " + _sql_characters(dialect, "\n")
     pairs = []
     for name, value in zip(COLUMNS, sql_values(dialect, csv=False), strict=True):
         pairs.append(f"'{name}', " + (f"json({value})" if name in BOOLEANS else value))
-    return f"json_object({', '.join(pairs)}) || char(10)"
+    return f"json_object({', '.join(pairs)}) || {_sql_characters(dialect, chr(10))}"
 
 
 def iso27560(record: dict[str, Any], site: dict[str, Any]) -> dict[str, Any]:
@@ -158,14 +174,28 @@ def from_iso27560(document: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-def data_entries(kind: str, seq: Any, data: bytes) -> Iterator[dict[str, Any]]:
+def encode_entry(entry: dict[str, Any], fmt: str) -> bytes:
+    """One trailer entry: a JSON line, or in CSV a row ``#ledger,<json>``."""
+    line = json.dumps(entry, separators=(",", ":"), ensure_ascii=False)
+    if fmt == "csv":
+        return f'{LEDGER_MARK},"{line.replace(chr(34), chr(34) * 2)}"\r\n'.encode()
+    return (line + "\n").encode()
+
+
+def data_lines(kind: str, seq: Any, data: bytes, fmt: str) -> Iterator[bytes]:
+    """``data`` as trailer entries ``{kind: {"seq": seq, "data": <base64 piece>}}``, encoded.
+
+    The same bytes as ``encode_entry`` writes, put together directly: base64
+    needs no escaping, and these pieces are nearly all of a large file's trailer.
+    """
+    head, tail = encode_entry({kind: {"seq": seq, "data": "@"}}, fmt).split(b"@")
     for start in range(0, len(data), CHUNK):
-        yield {kind: {"seq": seq, "data": base64.b64encode(data[start : start + CHUNK]).decode()}}
+        yield b"".join((head, base64.b64encode(data[start : start + CHUNK]), tail))
 
 
-def ledger_entries(checkpoint: Checkpoint, scope: tuple[int | None, int | None]) -> Iterator[dict[str, Any]]:
-    """A checkpoint as trailer entries; labels of leaves outside ``scope`` are blanked (not exported)."""
-    yield {"checkpoint": {**checkpoint.header, "signature": checkpoint.signature}}
+def ledger_lines(checkpoint: Checkpoint, scope: tuple[int | None, int | None], fmt: str) -> Iterator[bytes]:
+    """A checkpoint as encoded trailer entries; labels of leaves outside ``scope`` are blanked (not exported)."""
+    yield encode_entry({"checkpoint": {**checkpoint.header, "signature": checkpoint.signature}}, fmt)
     labels = checkpoint.labels
     since, until = scope
     if since is not None or until is not None:
@@ -174,16 +204,9 @@ def ledger_entries(checkpoint: Checkpoint, scope: tuple[int | None, int | None])
             if (since is not None and moment < since) or (until is not None and moment >= until):
                 kept[position * 16 : position * 16 + 16] = NO_LABEL
         labels = bytes(kept)
-    yield from data_entries("leaves", checkpoint.header["seq"], checkpoint.leaves)
-    yield from data_entries("labels", checkpoint.header["seq"], labels[: len(checkpoint.leaves) // LEAF.size * 16])
-
-
-def encode_entry(entry: dict[str, Any], fmt: str) -> bytes:
-    """One trailer entry: a JSON line, or in CSV a row ``#ledger,<json>``."""
-    line = json.dumps(entry, separators=(",", ":"), ensure_ascii=False)
-    if fmt == "csv":
-        return f'{LEDGER_MARK},"{line.replace(chr(34), chr(34) * 2)}"\r\n'.encode()
-    return (line + "\n").encode()
+    seq = checkpoint.header["seq"]
+    yield from data_lines("leaves", seq, checkpoint.leaves, fmt)
+    yield from data_lines("labels", seq, labels[: len(checkpoint.leaves) // LEAF.size * 16], fmt)
 
 
 def csv_header() -> bytes:

@@ -1,10 +1,11 @@
 """Reading one site's records and ledger for an export, in one snapshot, as fast as the database allows.
 
-PostgreSQL streams with ``COPY (SELECT …) TO STDOUT`` (server-side, constant
-memory) inside a REPEATABLE READ transaction; SQLite with plain ``sqlite3``
-cursors and ``fetchmany`` inside one read transaction. Rows are formatted by
-the database (see export_formats); only ISO/IEC TS 27560 records are built
-in Python.
+Rows are formatted by the database (see export_formats); only ISO/IEC TS
+27560 records are built in Python. PostgreSQL, inside a REPEATABLE READ
+transaction, joins the lines of each range of ids into one value
+(``string_agg``), read by two connections at once: a client that takes rows
+one at a time spends about as much CPU as the server. SQLite is read with
+plain ``sqlite3`` cursors and ``fetchmany`` inside one read transaction.
 """
 
 from __future__ import annotations
@@ -22,12 +23,12 @@ from sqlalchemy.orm import Session, defer
 
 from consent import ledger
 from consent.chain import as_checkpoint
-from consent.copy_streams import CopyStreams
 from consent.export_formats import (
     COLUMNS,
-    data_entries,
+    data_lines,
+    encode_entry,
     iso27560,
-    ledger_entries,
+    ledger_lines,
     sql_csv_line,
     sql_json_line,
     sql_values,
@@ -35,12 +36,11 @@ from consent.export_formats import (
 from consent.ledger import Checkpoint
 from consent.models import ConsentRecord, LedgerCheckpoint, db
 from consent.recording import iso
+from consent.snapshot_streams import SnapshotStreams, Spool, id_ranges
 from consent.texts import CATEGORIES
 
 FETCH = 2_000
-COPY_BATCH = 1_000  # rows per batch handed over by each COPY stream (memory stays flat)
-# Delimiter and quote that JSON text never holds raw, so COPY's CSV mode writes each line as it is.
-COPY_AS_IS = "(FORMAT csv, DELIMITER E'\\x01', QUOTE E'\\x02')"
+SPAN = 2_500  # ids per PostgreSQL range: about 1 MB of CSV, a few of them in memory at a time
 
 
 class ExportSource:
@@ -49,6 +49,9 @@ class ExportSource:
     def __init__(self, site: str, since: datetime | None, until: datetime | None) -> None:
         self.site, self.since, self.until = site, since, until
         self.scope = tuple(ledger.epoch_ms(m) if m is not None else None for m in (since, until))
+        self.spool: Spool | None = None
+        self.session: Session | None = None
+        self.proof: dict[str, Any] = {}
 
     def __enter__(self) -> ExportSource:
         connection = db.engine.connect()
@@ -66,6 +69,10 @@ class ExportSource:
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
+        if self.spool is not None:
+            self.spool.close()
+        if self.session is not None:
+            self.session.close()
         self.connection.close()  # rolls back: nothing was written
 
     def _where(self) -> tuple[str, list[Any]]:
@@ -89,7 +96,7 @@ class ExportSource:
                     1,
                 )
         elif self.dialect == "postgresql":
-            yield from self._copy(fmt)
+            yield from self._ranges(fmt)
         else:
             line = sql_csv_line(self.dialect) if fmt == "csv" else sql_json_line(self.dialect)
             where, params = self._where()
@@ -99,26 +106,29 @@ class ExportSource:
             while rows := cursor.fetchmany(FETCH):
                 yield b"".join([row[0] for row in rows]), len(rows)
 
-    def _copy(self, fmt: str) -> Iterator[tuple[bytes, int]]:
+    def _ranges(self, fmt: str) -> Iterator[tuple[bytes, int]]:
+        """PostgreSQL: each range of ids as one value holding its lines, in id order."""
         where, params = self._where()
-        if fmt == "csv":
-            query = f"COPY (SELECT {', '.join(sql_values(self.dialect, csv=True))} FROM consent_records "
-            query += f"WHERE {where} ORDER BY id) TO STDOUT (FORMAT csv)"
-        else:
-            query = f"COPY (SELECT {sql_json_line(self.dialect)} FROM consent_records WHERE {where} ORDER BY id) "
-            query += f"TO STDOUT {COPY_AS_IS}"
-        # The snapshot of this transaction, shared with the connections that read the COPY.
+        line = sql_csv_line(self.dialect) if fmt == "csv" else sql_json_line(self.dialect)
+        query = (
+            f"SELECT convert_to(string_agg({line}, '' ORDER BY id), 'UTF8'), count(*) FROM consent_records "
+            f"WHERE {where} AND id >= %s AND id <= %s"
+        )
+        # The snapshot of this transaction, shared with the connections that read the ranges.
         snapshot = self.raw.execute("SELECT pg_export_snapshot()").fetchone()[0]
         first, last = self.raw.execute(f"SELECT min(id), max(id) FROM consent_records WHERE {where}", params).fetchone()
         if first is None:
             return
-        ranged = query.replace(" ORDER BY id)", " AND id >= %s AND id <= %s ORDER BY id)")
 
-        def statement_for(raw: psycopg.Connection[Any], low: int, high: int) -> str:
-            return psycopg.ClientCursor(raw).mogrify(ranged, [*params, low, high])
+        def read(raw: psycopg.Connection[Any], low: int, high: int) -> Iterator[tuple[bytes, int]]:
+            data, rows = raw.execute(query, [*params, low, high], binary=True).fetchone()
+            if rows:
+                yield data, rows
 
         conninfo = db.engine.url.render_as_string(hide_password=False).replace("postgresql+psycopg://", "postgresql://")
-        yield from CopyStreams(conninfo, snapshot, first, last, statement_for, COPY_BATCH)
+        # This connection is idle while the others read the records: it writes the ledger entries meanwhile.
+        self.spool = Spool(self._ledger_lines(fmt))
+        yield from SnapshotStreams(conninfo, snapshot, id_ranges(first, last, SPAN), read)
 
     def _records(self) -> Iterator[dict[str, Any]]:
         where, params = self._where()
@@ -135,13 +145,31 @@ class ExportSource:
                 yield record
         cursor.close()
 
-    def trailer(self, fmt: str, rows: int, now: datetime) -> Iterator[dict[str, Any]]:
-        """The ledger entries that prove the records, then the signed summary of the export."""
-        session = Session(bind=self.connection)
+    def trailer(self, fmt: str, rows: int, now: datetime) -> Iterator[bytes]:
+        """The encoded ledger entries that prove the records, then the signed summary of the export."""
+        yield from self.spool.lines() if self.spool is not None else self._ledger_lines(fmt)
+        summary = {
+            "site": self.site,
+            "format": fmt,
+            "since": iso(self.since) if self.since else None,
+            "until": iso(self.until) if self.until else None,
+            "exported_at": iso(now),
+            "rows": rows,
+            **self.proof,
+        }
+        signature = ledger.export_signer(ledger.ledger_key()).get_signature(ledger.summary_digest(summary).encode())
+        yield encode_entry({"export": {**summary, "signature": signature.decode()}}, fmt)
+
+    def _ledger_lines(self, fmt: str) -> Iterator[bytes]:
+        """The ledger entries of the export (not its summary, whose parts they leave in ``self.proof``)."""
+        # Closed with the export: closing it would end this connection's transaction, whose snapshot
+        # the connections reading the records may still be about to take.
+        session = self.session = Session(bind=self.connection)
         headers = [as_checkpoint(row, leaves=False) for row in session.scalars(self._relevant_checkpoints())]
         seqs = [checkpoint.header["seq"] for checkpoint in headers]
         for checkpoint, (leaves, labels) in zip(headers, self._leaves(seqs), strict=True):
-            yield from ledger_entries(Checkpoint(checkpoint.header, checkpoint.signature, leaves, labels), self.scope)
+            signed = Checkpoint(checkpoint.header, checkpoint.signature, leaves, labels)
+            yield from ledger_lines(signed, self.scope, fmt)
         newest = select(func.max(LedgerCheckpoint.last_id)).where(LedgerCheckpoint.site == self.site)
         through = int(session.scalar(newest) or 0)
         # The records no checkpoint covers yet, as leaves signed by this export, streamed.
@@ -150,24 +178,15 @@ class ExportSource:
             leaves = b"".join(ledger.pack_leaf(*record) for record in batch)
             root.update(leaves)
             count, last_id = count + len(batch), batch[-1][0]
-            yield from data_entries("leaves", "export", leaves)
-            yield from data_entries("labels", "export", b"".join(ledger.label(record[2]) for record in batch))
-        summary = {
-            "site": self.site,
-            "format": fmt,
-            "since": iso(self.since) if self.since else None,
-            "until": iso(self.until) if self.until else None,
-            "exported_at": iso(now),
-            "rows": rows,
+            yield from data_lines("leaves", "export", leaves, fmt)
+            yield from data_lines("labels", "export", b"".join(ledger.label(record[2]) for record in batch), fmt)
+        self.proof = {
             "checkpoints": list(seqs),
             "after_id": through,
             "last_id": last_id,
             "leaf_count": count,
             "root": root.hexdigest(),
         }
-        signature = ledger.export_signer(ledger.ledger_key()).get_signature(ledger.summary_digest(summary).encode())
-        yield {"export": {**summary, "signature": signature.decode()}}
-        session.close()
 
     def _leaves(self, seqs: list[int]) -> Iterator[tuple[bytes, bytes]]:
         """The leaves and labels of these checkpoints, in order, one at a time (PostgreSQL: in binary)."""

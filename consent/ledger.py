@@ -40,6 +40,12 @@ def epoch_ms(moment: datetime) -> int:
     return (moment - EPOCH) // timedelta(milliseconds=1)
 
 
+def iso_ms(text: str) -> int:
+    """Milliseconds since 1970 of an ISO 8601 time (UTC when it names no zone)."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return epoch_ms(moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC))
+
+
 def from_epoch_ms(ms: int) -> datetime:
     """The UTC moment ``ms`` milliseconds after 1970."""
     return EPOCH + timedelta(milliseconds=ms)
@@ -74,6 +80,21 @@ def pack_leaf(record_id: int, recorded_at: datetime, consent_id: str, record_has
 def unpack_leaves(leaves: bytes) -> list[tuple[int, int, bytes, bytes]]:
     """``(id, recorded_at ms, consent fingerprint, digest)`` for each leaf."""
     return list(LEAF.iter_unpack(leaves))
+
+
+def leaf_pairs(leaves: bytes) -> bytes:
+    """The id and digest of each leaf, 24 bytes a leaf (bytes 0-8 and 24-40), side by side."""
+    words = memoryview(leaves).cast("Q")  # five 8-byte words a leaf, copied as they are
+    pairs = bytearray(len(leaves) // LEAF.size * 24)
+    out = memoryview(pairs).cast("Q")
+    out[0::3], out[1::3], out[2::3] = words[0::5], words[3::5], words[4::5]
+    return bytes(pairs)
+
+
+def pair_ids(pairs: bytes) -> tuple[int, ...]:
+    """The record ids in id-and-digest pairs (see ``leaf_pairs``)."""
+    ids = memoryview(pairs).cast("Q")[0::3].tobytes()
+    return struct.unpack(f">{len(ids) // 8}Q", ids)
 
 
 def leaves_root(leaves: bytes) -> str:

@@ -2,8 +2,10 @@
 
 The records come in id order (from the database, or as written in a file) and
 are matched against the seals' leaves one checkpoint at a time, so memory
-stays at one checkpoint's worth. A checkpoint whose records all match costs
-two list comparisons; only a mismatch is looked at record by record.
+stays at one checkpoint's worth. They come one by one (``Row``) or a seal's
+worth at a time (``Block``): a block whose id-and-digest pairs are byte for
+byte the ones its seal holds is settled with one comparison; any other block
+is looked at record by record, exactly as if its rows had come one by one.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from consent.ledger import GENESIS, Checkpoint, label_text, unpack_leaves
+from consent.ledger import GENESIS, Checkpoint, iso_ms, label_text, leaf_pairs, pair_ids, unpack_leaves
 
 
 class Row(NamedTuple):
@@ -23,6 +25,22 @@ class Row(NamedTuple):
     consent_id: str
     record_hash: str
     content_ok: bool
+
+
+class Block(NamedTuple):
+    """The records a reader found with ids in ``[first, last]``, in bulk.
+
+    ``pairs``: per record, in order, its id (8 bytes, big-endian) and the first
+    16 bytes of its record_hash, as in a leaf; ``content_ok``: every record's
+    fields hash to its record_hash; ``rows``: the same records one by one.
+    """
+
+    first: int
+    last: int
+    count: int
+    content_ok: bool
+    pairs: bytes
+    rows: Callable[[], Iterable[Row]]
 
 
 @dataclass(frozen=True)
@@ -93,6 +111,7 @@ class Verifier:
         self._check_chain(sorted(chain, key=lambda c: c.header["seq"]), key, partial)
         self.seals.extend((seal, True) for seal in extra_seals)
         self.seal_ends = [seal.header["last_id"] for seal, _ in self.seals]
+        self.erased_ids = sorted(row_id for row_id, _ in self.erased)
 
     def _problem(self, checkpoint: Checkpoint, message: str) -> None:
         self.report.findings.append(
@@ -142,37 +161,132 @@ class Verifier:
     def _find(self, kind: str, row_id: int, consent_id: str | None, message: str) -> None:
         self.report.findings.append(Finding(kind, row_id, consent_id, message))
 
-    def run(self, rows: Iterable[Row]) -> Report:
-        """Stream ``rows`` (in the order stored or written) against the seals; return the report."""
-        index, previous_id = 0, 0
-        batch = self._batch(0)
-        for row in rows:
-            self.report.checked += 1
-            if not row.content_ok:
-                self._find("changed", row.id, row.consent_id, "its fields do not match its record_hash")
-            if row.id <= previous_id:
-                self._find("reordered", row.id, row.consent_id, f"out of order: comes after record {previous_id}")
-                self._late(row, batch)
-                continue
-            previous_id = row.id
-            while batch is not None and row.id > batch.seal.header["last_id"]:
-                self._finish(batch)
-                index += 1
-                batch = self._batch(index)
-            if batch is None:
-                self._beyond(row)
-            elif row.id <= batch.seal.header["after_id"]:
-                self._find("inserted", row.id, row.consent_id, "not in the sealed log")
+    def run(self, records: Iterable[Row | Block]) -> Report:
+        """Stream ``records`` (in the order stored or written) against the seals; return the report."""
+        self.index, self.previous_id = 0, 0
+        self.batch = self._batch(0)
+        for record in records:
+            if isinstance(record, Block):
+                if not self._take_block(record):
+                    for row in record.rows():
+                        self._take(row)
             else:
-                batch.ids.append(row.id)
-                batch.digests.append(row.record_hash[:32])
-                batch.consent_ids.append(row.consent_id)
-        while batch is not None:
-            self._finish(batch)
-            index += 1
-            batch = self._batch(index)
+                self._take(record)
+        self._advance(None)
         self.report.findings.extend(finding for finding, _ in self.removed.values())
         return self.report
+
+    def _take(self, row: Row) -> None:
+        self.report.checked += 1
+        if not row.content_ok:
+            self._find("changed", row.id, row.consent_id, "its fields do not match its record_hash")
+        if row.id <= self.previous_id:
+            self._find("reordered", row.id, row.consent_id, f"out of order: comes after record {self.previous_id}")
+            self._late(row, self.batch)
+            return
+        self.previous_id = row.id
+        self._advance(row.id)
+        batch = self.batch
+        if batch is None:
+            self._beyond(row)
+        elif row.id <= batch.seal.header["after_id"]:
+            self._find("inserted", row.id, row.consent_id, "not in the sealed log")
+        else:
+            batch.ids.append(row.id)
+            batch.digests.append(row.record_hash[:32])
+            batch.consent_ids.append(row.consent_id)
+
+    def _advance(self, record_id: int | None) -> None:
+        """Finish the seals that end before ``record_id`` (None: all of them)."""
+        while self.batch is not None and (record_id is None or record_id > self.batch.seal.header["last_id"]):
+            self._finish(self.batch)
+            self.index += 1
+            self.batch = self._batch(self.index)
+
+    def _take_block(self, block: Block) -> bool:
+        """Settle ``block`` at once if it is exactly what its seal holds, or an intact unsealed tail."""
+        if block.count == 0:
+            return True
+        ids = pair_ids(block.pairs)
+        if len(ids) != block.count or not block.content_ok or ids[0] <= self.previous_id:
+            return False
+        if any(low >= high for low, high in zip(ids, ids[1:], strict=False)):
+            return False
+        self._advance(ids[0])
+        batch = self.batch
+        if batch is None:
+            if not self.tail_allowed:
+                return False
+            self.report.checked += block.count
+            self.report.unsealed += block.count
+            self.previous_id = ids[-1]
+            return True
+        header = batch.seal.header
+        # All of the seal's records are in the block, and only they.
+        covers = block.first <= header["after_id"] + 1 and block.last >= header["last_id"]
+        inside = header["after_id"] < ids[0] and ids[-1] <= header["last_id"]
+        if not (covers and inside) or batch.ids or not batch.trusted:
+            return False
+        seal = self.load(batch.seal)
+        if not seal.leaves_intact():
+            return False
+        expected, absent = self._expected(seal)
+        if expected != block.pairs:
+            return False
+        self.report.checked += block.count
+        self.report.sealed += block.count
+        self.report.erased += absent["erased"]
+        self.report.purged += absent["purged"]
+        self.report.outside += absent["outside"]
+        self.previous_id = ids[-1]
+        self.index += 1
+        self.batch = self._batch(self.index)
+        return True
+
+    def _expected(self, seal: Checkpoint) -> tuple[bytes, dict[str, int]]:
+        """The pairs of the seal's leaves whose records must be there, and how many may be absent, by reason."""
+        absent = {"erased": 0, "purged": 0, "outside": 0}
+        if not self._may_lack(seal):
+            return leaf_pairs(seal.leaves), absent
+        kept = bytearray()
+        for position, leaf in enumerate(unpack_leaves(seal.leaves)):
+            reason = self._absence(leaf)
+            if reason is None:
+                kept += leaf_pairs(seal.leaves[position * 40 : position * 40 + 40])
+            else:
+                absent[reason] += 1
+        return bytes(kept), absent
+
+    def _may_lack(self, seal: Checkpoint) -> bool:
+        """Whether an erasure, a purge or the exported range may account for a missing record of ``seal``."""
+        header = seal.header
+        if self.erased_ids:
+            position = bisect.bisect_right(self.erased_ids, header["after_id"])
+            if position < len(self.erased_ids) and self.erased_ids[position] <= header["last_id"]:
+                return True
+        since, until = self.scope
+        if self.purge_cutoff is None and since is None and until is None:
+            return False
+        if header.get("first_at") is None or header.get("last_at") is None:
+            return True
+        first, last = iso_ms(header["first_at"]), iso_ms(header["last_at"])
+        return (
+            (self.purge_cutoff is not None and first < self.purge_cutoff)
+            or (since is not None and first < since)
+            or (until is not None and last >= until)
+        )
+
+    def _absence(self, leaf: tuple[int, int, bytes, bytes]) -> str | None:
+        """Why the record of ``leaf`` may be missing: erased, purged, outside (the exported range), or None."""
+        row_id, moment, _, digest = leaf
+        since, until = self.scope
+        if (row_id, digest) in self.erased:
+            return "erased"
+        if self.purge_cutoff is not None and moment < self.purge_cutoff:
+            return "purged"
+        if (since is not None and moment < since) or (until is not None and moment >= until):
+            return "outside"
+        return None
 
     def _batch(self, index: int) -> _Batch | None:
         if index >= len(self.seals):
@@ -217,15 +331,15 @@ class Verifier:
                 self._absent(leaf, label_text(raw_label, leaf[2]) if len(raw_label) == 16 else None)
 
     def _absent(self, leaf: tuple[int, int, bytes, bytes], consent_id: str | None) -> None:
-        row_id, moment, _, digest = leaf
-        since, until = self.scope
-        if (row_id, digest) in self.erased:
+        reason = self._absence(leaf)
+        if reason == "erased":
             self.report.erased += 1
-        elif self.purge_cutoff is not None and moment < self.purge_cutoff:
+        elif reason == "purged":
             self.report.purged += 1
-        elif (since is not None and moment < since) or (until is not None and moment >= until):
+        elif reason == "outside":
             self.report.outside += 1
         else:
+            row_id, _, _, digest = leaf
             finding = Finding("removed", row_id, consent_id, "sealed, but missing")
             self.removed[row_id] = (finding, digest.hex())
 

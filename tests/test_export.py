@@ -22,6 +22,7 @@ from consent import sealing
 from consent.export_formats import COLUMNS
 from consent.models import ConsentRecord, db
 from consent.recording import HASHED_FIELDS, record_hash
+from consent.snapshot_streams import SnapshotStreams
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN = {"Authorization": "Bearer test-admin-token"}
@@ -316,3 +317,21 @@ def test_memory_stays_flat_during_a_large_export(proof_app, database_url, tmp_pa
     assert "200000 records checked, 200000 sealed" in verified.output
     live = run(proof_app, "verify", "--site", "demo")
     assert live.exit_code == 0 and "200000 records checked, 200000 sealed" in live.output, live.output[-2000:]
+
+
+def test_readers_that_start_late_still_find_the_exports_snapshot(proof_app, tmp_path, monkeypatch):
+    """The ledger entries are written meanwhile on the first connection: that must not end its transaction."""
+    work = SnapshotStreams._work
+
+    def late(self: SnapshotStreams[Any], stream: int) -> None:
+        time.sleep(0.5)  # the ledger entries of a small export are written by then
+        work(self, stream)
+
+    monkeypatch.setattr(SnapshotStreams, "_work", late)
+    client = proof_app.test_client()
+    for _ in range(3):
+        post_choice(client)
+    run(proof_app, "seal")
+    export(proof_app, tmp_path / "log.csv")
+    result = verify(proof_app, tmp_path / "log.csv")
+    assert result.exit_code == 0 and "3 records checked, 3 sealed" in result.output, result.output

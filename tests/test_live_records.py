@@ -1,0 +1,79 @@
+"""Reading the live log a seal at a time: intact seals settled in one comparison, others record by record."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask import Flask
+from test_ledger import execute, findings, post_choice, records, run
+from test_retention import old_and_new
+
+from consent import sealing
+from consent.live_records import SPAN, record_ranges
+from consent.verification import Verifier
+
+
+@pytest.fixture
+def proof_app(make_app: Any) -> Flask:
+    return make_app(SEAL_INTERVAL=0, SEAL_GRACE=0)
+
+
+@pytest.fixture
+def blocks(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Per block of records that verification met, whether it was settled in one comparison."""
+    outcomes: list[bool] = []
+    take_block = Verifier._take_block
+
+    def recorded(self: Verifier, block: Any) -> bool:
+        settled = take_block(self, block)
+        outcomes.append(settled)
+        return settled
+
+    monkeypatch.setattr(Verifier, "_take_block", recorded)
+    return outcomes
+
+
+def test_each_seal_is_one_range_and_the_rest_comes_in_spans():
+    seals = [(0, 30), (30, 60), (60, 90)]
+    assert record_ranges(1, 100, seals) == [(1, 30), (31, 60), (61, 90), (91, 100)]
+    assert record_ranges(40, 50, seals) == [(40, 50)]
+    assert record_ranges(1, 2 * SPAN + 10, []) == [(1, SPAN), (SPAN + 1, 2 * SPAN), (2 * SPAN + 1, 2 * SPAN + 10)]
+    assert record_ranges(95, 95 + SPAN, seals) == [(95, 94 + SPAN), (95 + SPAN, 95 + SPAN)]
+
+
+def test_an_intact_log_is_settled_a_seal_at_a_time(proof_app, blocks, monkeypatch):
+    monkeypatch.setattr(sealing, "MAX_LEAVES", 2)
+    client = proof_app.test_client()
+    for _ in range(5):
+        post_choice(client)
+    run(proof_app, "seal")
+    post_choice(client)  # not sealed yet
+    result = run(proof_app, "verify", "--site", "demo")
+    assert result.exit_code == 0, result.output
+    assert "6 records checked, 5 sealed in checkpoints up to 3; 1 not sealed yet" in result.output
+    assert blocks == [True, True, True, True]
+
+
+def test_seals_with_purged_and_erased_records_are_settled_too(proof_app, blocks, monkeypatch):
+    log = old_and_new(proof_app, monkeypatch)
+    assert run(proof_app, "purge").exit_code == 0
+    assert run(proof_app, "forget", "--site", "demo", log[3][1]).exit_code == 0
+    result = run(proof_app, "verify", "--site", "demo")
+    assert result.exit_code == 0, result.output
+    assert "1 records checked, 1 sealed" in result.output and "1 erased, 1 purged" in result.output
+    assert blocks and all(blocks)
+
+
+def test_only_the_seal_with_a_changed_record_is_read_record_by_record(proof_app, blocks, monkeypatch):
+    monkeypatch.setattr(sealing, "MAX_LEAVES", 2)
+    client = proof_app.test_client()
+    for _ in range(6):
+        post_choice(client)
+    run(proof_app, "seal")
+    log = records(proof_app)
+    execute(proof_app, "UPDATE consent_records SET analytics = NOT analytics WHERE id = :id", id=log[2][0])
+    result = run(proof_app, "verify", "--site", "demo")
+    assert result.exit_code == 1
+    assert [(kind, record_id) for kind, record_id, _ in findings(result.output)] == [("changed", log[2][0])]
+    assert blocks == [True, False, True]
