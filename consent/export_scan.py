@@ -41,7 +41,6 @@ from consent.ledger import Checkpoint, pair_ids
 from consent.verification import Block, Report, Row, Verifier
 
 BYTES_TEMPLATE = TEMPLATE.encode()
-FLAGS = frozenset(flag.encode() for flag in BOOLEAN_TEXT)
 SMALLEST = 32 << 20  # bytes: smaller files are read in one go, which costs less than starting workers
 BLOCK = 4 << 20
 PIECES_PER_WORKER = 4  # pieces are handed out as workers free up, so that none waits long for another
@@ -139,33 +138,30 @@ def _pairs(block: bytes, previous: bytes) -> list[bytes]:
         raise GaveUp
     plain = b"\\" not in block
     pairs = []
-    sha256, template, flags_ok = hashlib.sha256, BYTES_TEMPLATE, FLAGS.issuperset
+    sha256, template = hashlib.sha256, BYTES_TEMPLATE
     for line in lines:
         if b"\n" in line or b"\r" in line:
             raise GaveUp  # a line break inside a line: a value spanning lines, or a stray CR or LF
         parts = line.split(b'"')
         pair = None
-        # Doubled quotes in user_agent leave empty parts between its pieces.
-        if plain and len(parts) >= 5 and len(parts) % 2 and not any(parts[4:-1:2]):
-            head, page_url, middle, tail = parts[0], parts[1], parts[2], parts[-1]
-            user_agent = b'\\"'.join(parts[3:-1:2]) if len(parts) > 5 else parts[3]
-            head_fields, middle_fields, tail_fields = head.split(b","), middle.split(b","), tail.split(b",")
-            if len(head_fields) == 12 and len(middle_fields) == 3 and len(tail_fields) == 6:
+        if plain and (len(parts) == 5 or len(parts) > 5 and len(parts) % 2 and not any(parts[4:-1:2])):
+            # Doubled quotes in user_agent leave empty parts between its pieces.
+            user_agent = parts[3] if len(parts) == 5 else b'\\"'.join(parts[3:-1:2])
+            head, middle, tail = parts[0].split(b","), parts[2].split(b","), parts[-1].split(b",")
+            if len(head) == 12 and len(middle) == 3 and len(tail) == 6:
                 (record_id, consent_id, recorded_at, action, necessary, functional, analytics, advertising,
-                 revision, inventory_hash, language, after_head) = head_fields  # fmt: skip
-                before_ip, ip, after_ip = middle_fields
-                before_tail, gpc, dnt, site, event_id, stored = tail_fields
-                flags = (necessary, functional, analytics, advertising, gpc, dnt)
-                if (
-                    not (after_head or before_ip or after_ip or before_tail)
-                    and flags_ok(flags)
-                    and revision.isdigit()
-                    and user_agent[:1] != b"'"
-                    and event_id[:1] != b"'"
+                 revision, inventory_hash, language, after_head) = head  # fmt: skip
+                before_ip, ip, after_ip = middle
+                before_tail, gpc, dnt, site, event_id, stored = tail
+                # Values neither the csv module nor ExportFile.rows would read differently. The flags
+                # and revision go in as they are: a line hashes to its leaf only if they are the JSON's.
+                if not (after_head or before_ip or after_ip or before_tail) and b"'" not in (
+                    user_agent[:1],
+                    event_id[:1],
                 ):
                     canonical = template % (
-                        site, event_id, consent_id, recorded_at, action, *flags[:4], revision,
-                        inventory_hash, language, page_url, ip, user_agent, gpc, dnt,
+                        site, event_id, consent_id, recorded_at, action, necessary, functional, analytics,
+                        advertising, revision, inventory_hash, language, parts[1], ip, user_agent, gpc, dnt,
                     )  # fmt: skip
                     digest = sha256(canonical).digest()
                     if hexlify(digest) == stored:

@@ -15,11 +15,16 @@ Python, the service's own way, before it is called changed.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+import queue
+import threading
+from collections.abc import Callable, Generator, Iterator
+from functools import partial
 from typing import Any
 
 import psycopg
 
+from consent import chain
+from consent.ledger import Checkpoint
 from consent.models import ConsentRecord, db
 from consent.recording import HASHED_FIELDS, record_hash
 from consent.snapshot_streams import SnapshotStreams, id_ranges
@@ -50,8 +55,9 @@ def sql_canonical(dialect: str) -> str:
             for name in HASHED_FIELDS
         ]  # fmt: skip
         return "'[' || " + " || ',' || ".join(parts) + " || ']'"
+    # json('true') is a constant: SQLite works it out once, not once a record.
     parts = [
-        f"json(CASE WHEN {name} THEN 'true' ELSE 'false' END)" if name in BOOLEANS
+        f"CASE WHEN {name} THEN json('true') ELSE json('false') END" if name in BOOLEANS
         else SQLITE_MOMENT if name == "recorded_at"
         else name
         for name in HASHED_FIELDS
@@ -93,7 +99,7 @@ def _bounds(raw: Any, site: str, mark: str) -> tuple[int | None, int | None]:
     return first, last
 
 
-def postgresql_records(site: str, seals: list[tuple[int, int]]) -> Iterator[Block]:
+def postgresql_records(site: str, seals: list[tuple[int, int]]) -> Generator[Block, None, None]:
     """The site's records as blocks, hashed by PostgreSQL on two connections sharing this snapshot."""
     raw = db.session.connection().connection.driver_connection
     first, last = _bounds(raw, site, "%s")
@@ -125,25 +131,98 @@ def postgresql_records(site: str, seals: list[tuple[int, int]]) -> Iterator[Bloc
     yield from SnapshotStreams(conninfo, snapshot, record_ranges(first, last, seals), read)
 
 
-def sqlite_records(site: str, seals: list[tuple[int, int]]) -> Iterator[Block]:
-    """The site's records as blocks; SQLite writes each record's canonical JSON, Python hashes it."""
-    raw = db.session.connection().connection.driver_connection
-    first, last = _bounds(raw, site, "?")
-    if first is None or last is None:
-        return
-    # "+site": without statistics SQLite would read the site's index and sort the range by id.
-    query = f"SELECT id, consent_id, record_hash, CAST({sql_canonical('sqlite')} AS BLOB) FROM consent_records "
-    query += "WHERE +site = ? AND id >= ? AND id <= ? ORDER BY id"
-    sha256 = hashlib.sha256
-    for low, high in record_ranges(first, last, seals):
-        found = raw.execute(query, (site, low, high)).fetchall()
-        same = [sha256(canonical).hexdigest() == stored for _, _, stored, canonical in found]
-        pairs = b""
-        if all(same) and found and found[0][0] > 0:  # ids in order: the first is the lowest
-            pairs = b"".join([key.to_bytes(8, "big") + bytes.fromhex(stored[:32]) for key, _, stored, _ in found])
+def _read_ahead(fetch: Callable[[int, int], list[Any]], ranges: list[tuple[int, int]]) -> Iterator[list[Any]]:
+    """``fetch(low, high)`` for each range, in order, run on a thread of its own a couple of ranges ahead."""
+    found: queue.Queue[Any] = queue.Queue(maxsize=2)
+    stop = threading.Event()
 
-        def rows(found: list[Any] = found, same: list[bool] = same) -> Iterator[Row]:
-            for (record_id, consent_id, stored, _), ok in zip(found, same, strict=True):
-                yield Row(record_id, consent_id, stored, ok or _recheck(record_id))
+    def work() -> None:
+        try:
+            for low, high in ranges:
+                rows = fetch(low, high)
+                while not stop.is_set():
+                    try:
+                        found.put(rows, timeout=0.5)
+                        break
+                    except queue.Full:
+                        continue
+        except Exception as error:  # noqa: BLE001 - raised again by the reading thread
+            found.put(error)
 
-        yield _block(first, last, low, high, len(found), all(same), pairs, rows)
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    try:
+        for _ in ranges:
+            rows = found.get()
+            if isinstance(rows, BaseException):
+                raise rows
+            yield rows
+    finally:
+        stop.set()
+        worker.join()
+
+
+class SqliteLog:
+    """A site's SQLite log read for verification on its one connection, ahead of the hashing.
+
+    A thread of its own runs the queries a couple of ranges ahead, reading each
+    seal's leaves along with its records: sqlite3 lets the GIL go while SQLite
+    works, so reading and hashing overlap. Every use of the connection, there
+    and here, holds one lock.
+    """
+
+    def __init__(self, site: str) -> None:
+        self.site = site
+        self.raw = db.session.connection().connection.driver_connection
+        self.lock = threading.Lock()
+        self.leaves: dict[Any, tuple[bytes, bytes]] = {}
+
+    def load(self, checkpoint: Checkpoint) -> Checkpoint:
+        """``checkpoint`` with its leaves and labels: read ahead with its records, or now."""
+        found = self.leaves.pop(checkpoint.header["seq"], None)
+        if found is not None:
+            return Checkpoint(checkpoint.header, checkpoint.signature, *found)
+        with self.lock:
+            return chain.with_leaves(checkpoint)
+
+    def records(self, seals: list[tuple[int, int]]) -> Generator[Block, None, None]:
+        """The site's records as blocks; SQLite writes each record's canonical JSON, Python hashes it."""
+        with self.lock:
+            first, last = _bounds(self.raw, self.site, "?")
+        if first is None or last is None:
+            return
+        ranges = record_ranges(first, last, seals)
+        sha256 = hashlib.sha256
+        for (low, high), found in zip(ranges, _read_ahead(self._fetch, ranges), strict=True):
+            pairs, same = [], bool(found) and found[0][0] > 0  # ids in order: the first is the lowest
+            for record_id, stored, canonical in found if same else ():
+                digest = sha256(canonical).digest()
+                same = same and digest.hex() == stored
+                pairs.append(record_id.to_bytes(8, "big") + digest[:16])
+            yield _block(first, last, low, high, len(found), same, b"".join(pairs), partial(self._rows, low, high))
+
+    def _fetch(self, low: int, high: int) -> list[Any]:
+        """Each record's id, record_hash and canonical JSON (and the leaves of the seals that end there)."""
+        # "+site": without statistics SQLite would read the site's index and sort the range by id.
+        query = f"SELECT id, record_hash, CAST({sql_canonical('sqlite')} AS BLOB) FROM consent_records "
+        query += "WHERE +site = ? AND id >= ? AND id <= ? ORDER BY id"
+        leaves = "SELECT seq, leaves, labels FROM ledger_checkpoints "
+        leaves += "WHERE site = ? AND kind = 'seal' AND last_id >= ? AND last_id <= ?"
+        with self.lock:
+            found = self.raw.execute(query, (self.site, low, high)).fetchall()
+            for seq, *stored in self.raw.execute(leaves, (self.site, low, high)):
+                self.leaves[seq] = (stored[0], stored[1])
+        return list(found)
+
+    def _rows(self, low: int, high: int) -> Iterator[Row]:
+        """The range's records one by one, each mismatch hashed again the service's way."""
+        query = f"SELECT id, consent_id, record_hash, CAST({sql_canonical('sqlite')} AS BLOB) FROM consent_records "
+        query += "WHERE +site = ? AND id >= ? AND id <= ? ORDER BY id"
+        with self.lock:
+            found = self.raw.execute(query, (self.site, low, high)).fetchall()
+        for record_id, consent_id, stored, canonical in found:
+            same = hashlib.sha256(canonical).hexdigest() == stored
+            if not same:
+                with self.lock:
+                    same = _recheck(record_id)
+            yield Row(record_id, consent_id, stored, same)

@@ -7,6 +7,7 @@ and export_reader).
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from pathlib import Path
 
 import click
@@ -15,9 +16,9 @@ from flask import Flask
 from consent import chain, ledger
 from consent.export_reader import ExportFile, ExportFileError
 from consent.export_scan import CsvScan, quick_report
-from consent.live_records import postgresql_records, sqlite_records
+from consent.live_records import SqliteLog, postgresql_records
 from consent.models import db
-from consent.verification import Finding, Report, Verifier
+from consent.verification import Block, Finding, Report, Verifier
 
 
 def verify_live(site: str) -> Report:
@@ -29,11 +30,17 @@ def verify_live(site: str) -> Report:
         raw = db.session.connection().connection.driver_connection
         if not raw.in_transaction:
             raw.execute("BEGIN")  # one read transaction: one snapshot (WAL)
+    log = SqliteLog(site) if not postgresql else None
+    records: Generator[Block, None, None] | None = None
     try:
-        verifier = Verifier(site, ledger.ledger_key(), chain.checkpoints(site, leaves=False), load=chain.with_leaves)
+        checkpoints = chain.checkpoints(site, leaves=False)
+        verifier = Verifier(site, ledger.ledger_key(), checkpoints, load=log.load if log else chain.with_leaves)
         seals = [(seal.header["after_id"], seal.header["last_id"]) for seal, _ in verifier.seals]
-        return verifier.run(postgresql_records(site, seals) if postgresql else sqlite_records(site, seals))
+        records = log.records(seals) if log else postgresql_records(site, seals)
+        return verifier.run(records)
     finally:
+        if records is not None:
+            records.close()  # its threads stop before the transaction ends
         db.session.rollback()
 
 

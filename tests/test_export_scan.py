@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from test_export import _rewrite, export, verify
+from test_export import export, verify
 from test_ledger import findings, post_choice, records, run
 
 from consent import export_scan
@@ -44,18 +44,27 @@ def thorough(app: Flask, path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
         return str(verify(app, path).output)
 
 
-def log_with_a_tail(app: Flask) -> None:
+def rewrite(path: Path, change: Any) -> None:
+    """Change the records of an export, keeping every other byte as it was written (BOM, CRLF, the trailer)."""
+    lines = path.read_bytes().decode("utf-8-sig").splitlines(keepends=True)
+    rows = [line for line in lines[1:] if not line.startswith("#ledger")]
+    trailer = [line for line in lines[1:] if line.startswith("#ledger")]
+    path.write_bytes(("\ufeff" + lines[0] + "".join(change(rows)) + "".join(trailer)).encode())
+
+
+def log_with_a_tail(app: Flask, third: str = "Tab\there") -> None:
     client = app.test_client()
     post_choice(client, user_agent='Mozilla/5.0 (X11; Linux x86_64) "quoted", and a comma')
-    post_choice(client, user_agent="=cmd|' /C calc'!A0")
-    post_choice(client, user_agent="Tab\there, back\\slash")
+    post_choice(client, user_agent="'=cmd|' /C calc'!A0")
+    post_choice(client, user_agent=third)
     post_choice(client)
     run(app, "seal")
     post_choice(client)  # not sealed yet: the export's own summary vouches for it
 
 
-def test_an_intact_export_is_settled_by_the_scan(proof_app, tmp_path, settled, monkeypatch):
-    log_with_a_tail(proof_app)
+@pytest.mark.parametrize("third", ["Tab\there", "back\\slash"])
+def test_an_intact_export_is_settled_by_the_scan(proof_app, tmp_path, settled, monkeypatch, third):
+    log_with_a_tail(proof_app, third)
     path = tmp_path / "log.csv"
     export(proof_app, path)
     result = verify(proof_app, path)
@@ -72,6 +81,8 @@ def test_an_intact_export_is_settled_by_the_scan(proof_app, tmp_path, settled, m
         ("removed", lambda rows: [rows[0], *rows[2:]]),
         ("reordered", lambda rows: [rows[0], rows[2], rows[1], *rows[3:]]),
         ("inserted", lambda rows: [*rows, rows[3].replace(rows[3].split(",")[0], "99999", 1)]),
+        # A value starting with "'" is written with another in front; without it, it reads back shorter.
+        ("unguarded", lambda rows: [rows[0], rows[1].replace("\"''=cmd", "\"'=cmd", 1), *rows[2:]]),
     ],
 )
 def test_a_tampered_export_gets_the_findings_of_the_thorough_reading(
@@ -81,13 +92,13 @@ def test_a_tampered_export_gets_the_findings_of_the_thorough_reading(
     log = records(proof_app)
     path = tmp_path / "log.csv"
     export(proof_app, path)
-    _rewrite(path, change)
+    rewrite(path, change)
     result = verify(proof_app, path)
     assert result.exit_code == 1
     assert settled == [False]
     named = {(k, record_id) for k, record_id, _ in findings(result.output)}
-    expected = {"changed": log[0][0], "removed": log[1][0], "reordered": log[1][0], "inserted": 99999}[kind]
-    assert (kind, expected) in named
+    expected = {"changed": log[0][0], "removed": log[1][0], "reordered": log[1][0], "inserted": 99999}.get(kind)
+    assert (kind, expected) in named if kind != "unguarded" else ("changed", log[1][0]) in named
     assert result.output == thorough(proof_app, path, monkeypatch)
 
 
@@ -105,7 +116,7 @@ def test_lines_the_scan_cannot_vouch_for_are_read_the_thorough_way(proof_app, tm
     log_with_a_tail(proof_app)
     path = tmp_path / "log.csv"
     export(proof_app, path)
-    _rewrite(path, change)
+    rewrite(path, change)
     result = verify(proof_app, path)
     assert settled == [False]
     assert result.output == thorough(proof_app, path, monkeypatch)
