@@ -181,10 +181,15 @@ def post_with_and_without_sealing(kind: str, args: argparse.Namespace, workdir: 
         with contextlib.ExitStack() as stack:
             servers = []
             for name, (url, where) in urls.items():
-                env = {**environment(url), "CONSENT_SEAL_INTERVAL": SEAL_SETTINGS[name], "CONSENT_SEAL_GRACE": "2"}
+                env = {
+                    **environment(url),
+                    **post.SERVICE_ENV,  # rate limits out of the benchmark's reach, as in post_throughput.py
+                    "CONSENT_SEAL_INTERVAL": SEAL_SETTINGS[name],
+                    "CONSENT_SEAL_GRACE": "2",
+                }
                 post.migrate(url, env)
-                port = stack.enter_context(post.gunicorn("service", env, workdir / f"{kind}-post-{name}.log"))
-                servers.append(post.Server(name, port, _counter(where, args.postgres)))
+                port, group = stack.enter_context(post.gunicorn("service", env, workdir / f"{kind}-post-{name}.log"))
+                servers.append(post.Server(name, port, group, _counter(where, args.postgres)))
             for server in servers:
                 post.drive(server, args, args.warmup, f"warm-{server.name}-{uuid.uuid4().hex[:6]}")
             for number in range(1, args.runs + 1):
