@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask
-from werkzeug.middleware.proxy_fix import ProxyFix
+if TYPE_CHECKING:
+    from flask import Flask
 
 DEFAULT_SECRET_KEY = "demo-only-secret-key-set-CONSENT_SECRET_KEY"
 
@@ -18,6 +18,11 @@ def create_app(test_config: dict[str, Any] | None = None, *, routes: bool = True
     database and those commands. Without the web service around them they start
     in about half the time and memory.
     """
+    # Flask is imported here, not at the top: the offline verifier (consent.verify)
+    # lives in this package and runs with the cryptography package alone.
+    from flask import Flask
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
     # templates/ and static/ sit at the project root, beside this package.
     app = Flask(__name__, instance_relative_config=True, static_folder=None, template_folder="../templates")
     app.config.from_mapping(
@@ -45,10 +50,14 @@ def create_app(test_config: dict[str, Any] | None = None, *, routes: bool = True
         hops = int(app.config["TRUSTED_PROXIES"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
-    from consent import database, export, inventory, request_log, security, verify
+    from consent import database, inventory, request_log, security
+    from consent.export import views as export
+    from consent.ledger import keys
+    from consent.verify import command as verify
 
     security.init_app(app, DEFAULT_SECRET_KEY)
     request_log.init_app(app)
+    keys.init_app(app)
     inventory.init_app(app)
     database.init_app(app)
     if not routes:
@@ -69,14 +78,16 @@ def create_app(test_config: dict[str, Any] | None = None, *, routes: bool = True
         openapi,
         receipts,
         retention,
-        sealing,
     )
+    from consent.ledger import sealing
+    from consent.ledger import views as ledger_views
 
     database.init_migrations(app)
     errors.init_app(app)
     limits.init_app(app)
     metrics.init_app(app)
-    for proof in (sealing, export, verify, history, receipts, retention, erasure):
+    keys.init_routes(app)
+    for proof in (sealing, ledger_views, export, verify, history, receipts, retention, erasure):
         proof.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)

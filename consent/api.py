@@ -14,9 +14,10 @@ from consent.auth import is_admin
 from consent.database import remember_inventory
 from consent.errors import ApiError
 from consent.inventory import Site, get_site
+from consent.ledger.canonical import iso
 from consent.limits import client_network, limited, site_key
 from consent.models import ConsentRecord, db
-from consent.recording import CONSENT_SCHEMA, check_receipt, iso, record_consent
+from consent.recording import CONSENT_SCHEMA, check_receipt, record_consent
 from consent.texts import CATEGORIES
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")

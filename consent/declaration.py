@@ -16,8 +16,8 @@ from sqlalchemy import select
 
 from consent.database import remember_inventory
 from consent.inventory import Site, get_site
+from consent.ledger.canonical import iso
 from consent.models import InventoryVersion, db
-from consent.recording import iso
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 WIDGET_SOURCE = PROJECT_ROOT / "static" / "declaration.js"

@@ -14,10 +14,10 @@ import click
 from flask import Flask
 from sqlalchemy import select
 
-from consent import ledger
 from consent.inventory import canonical_hash, sites
-from consent.models import ConsentRecord, InventoryVersion, LedgerCheckpoint, db
-from consent.recording import iso
+from consent.ledger.canonical import iso
+from consent.ledger.seals import position_of
+from consent.models import ConsentRecord, InventoryVersion, db
 from consent.texts import CATEGORIES
 
 
@@ -60,20 +60,8 @@ def shown_inventory(inventory_hash: str, language: str) -> dict[str, Any] | None
 
 
 def sealed_in(site: str, record_id: int, record_hash: str) -> int | None:
-    """The seq of the seal whose leaf for ``record_id`` carries ``record_hash``, if any."""
-    seal = db.session.scalars(
-        select(LedgerCheckpoint).where(
-            LedgerCheckpoint.site == site,
-            LedgerCheckpoint.kind == "seal",
-            LedgerCheckpoint.after_id < record_id,
-            LedgerCheckpoint.last_id >= record_id,
-        )
-    ).first()
-    if seal is None:
-        return None
-    digest = bytes.fromhex(record_hash[:32])
-    found = any(leaf[0] == record_id and leaf[3] == digest for leaf in ledger.unpack_leaves(seal.leaves))
-    return seal.seq if found else None
+    """The position in the site's Merkle tree of the leaf that seals ``record_id`` as ``record_hash``, if any."""
+    return position_of(site, record_id, record_hash)
 
 
 def history(site: str, consent_id: str) -> list[dict[str, Any]]:
@@ -109,7 +97,8 @@ def _print(record: dict[str, Any]) -> None:
     click.echo(f"  page: {record['page_url']}  language: {record['language']}")
     seal = record["sealed_in"]
     click.echo(
-        f"  record hash {record['record_hash']}; " + (f"sealed in checkpoint {seal}" if seal else "not sealed yet")
+        f"  record hash {record['record_hash']}; "
+        + (f"sealed as leaf {seal}" if seal is not None else "not sealed yet")
     )
     shown = record["shown"]
     if "categories" not in shown:

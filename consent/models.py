@@ -16,6 +16,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Text,
     TypeDecorator,
     UniqueConstraint,
 )
@@ -71,6 +72,8 @@ class ConsentRecord(db.Model):  # type: ignore[name-defined,misc]
         UniqueConstraint("site", "event_id"),
         Index("ix_consent_records_site_consent_id", "site", "consent_id"),
         Index("ix_consent_records_site_recorded_at", "site", "recorded_at"),
+        # SQLite: ids are never given out twice, even after the newest record is erased.
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -91,8 +94,8 @@ class ConsentRecord(db.Model):  # type: ignore[name-defined,misc]
     user_agent: Mapped[str] = mapped_column(String(512))
     gpc: Mapped[bool]
     dnt: Mapped[bool]
-    # SHA-256 over the record's content (see consent.recording.record_hash): the
-    # leaf that tamper evidence is built on and that receipts carry.
+    # The record's leaf hash in its site's Merkle tree: SHA-256 over 0x00 and its
+    # canonical bytes (consent.ledger.canonical).
     record_hash: Mapped[str] = mapped_column(String(64))
 
 
@@ -172,31 +175,70 @@ class UndeclaredCookie(db.Model):  # type: ignore[name-defined,misc]
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-class LedgerCheckpoint(db.Model):  # type: ignore[name-defined,misc]
-    """One signed link of a site's ledger: a seal over records, or a purge or erasure event.
+class LedgerSeal(db.Model):  # type: ignore[name-defined,misc]
+    """One batch of a site's records appended to its Merkle tree: the leaves ``first_index`` onwards.
 
-    A ``seal`` claims that the records of ``site`` with ``after_id < id <= last_id``
-    are exactly its ``leaves`` (see consent.ledger). ``labels`` holds the consent
-    IDs of those leaves for naming removed records; it is not signed, so an
-    erasure can blank it.
+    The seal claims that the records of ``site`` with ``after_id < id <= last_id``
+    are exactly its ``leaves`` (see consent.ledger.leaves: id, time, consent
+    fingerprint and leaf hash each). Nothing here is signed: the signed tree
+    heads cover the leaf hashes, so a changed leaf no longer gives a signed root.
+    ``labels`` holds the consent IDs, for naming removed records; erasure blanks them.
     """
 
-    __tablename__ = "ledger_checkpoints"
-    __table_args__ = (UniqueConstraint("site", "seq"),)
+    __tablename__ = "ledger_seals"
+    __table_args__ = (UniqueConstraint("site", "seq"), UniqueConstraint("site", "first_index"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     site: Mapped[str] = mapped_column(String(40))
     seq: Mapped[int]
-    kind: Mapped[str] = mapped_column(String(16))
+    first_index: Mapped[int] = mapped_column(BigInteger)
+    leaf_count: Mapped[int]
     after_id: Mapped[int] = mapped_column(BigInteger)
     last_id: Mapped[int] = mapped_column(BigInteger)
-    leaf_count: Mapped[int]
-    first_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    last_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    root: Mapped[str] = mapped_column(String(64))
-    previous: Mapped[str] = mapped_column(String(64))
-    signed_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+    sealed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     leaves: Mapped[bytes] = mapped_column(LargeBinary)
     labels: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class LedgerTile(db.Model):  # type: ignore[name-defined,misc]
+    """Up to 256 hashes of complete subtrees of one height, so that proofs never rehash the whole tree.
+
+    Tile ``index`` of ``level`` L holds the hashes of the subtrees of 256**L
+    leaves numbered ``256 * index`` onwards (leaf hashes themselves live in the seals).
+    """
+
+    __tablename__ = "ledger_tiles"
+
+    site: Mapped[str] = mapped_column(String(40), primary_key=True)
+    level: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    index: Mapped[int] = mapped_column("idx", BigInteger, primary_key=True, autoincrement=False)
+    hashes: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class LedgerHead(db.Model):  # type: ignore[name-defined,misc]
+    """A signed tree head: the root of a site's tree at ``tree_size`` leaves, Ed25519-signed (consent.ledger.signing)."""
+
+    __tablename__ = "ledger_heads"
+    __table_args__ = (UniqueConstraint("site", "tree_size"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    site: Mapped[str] = mapped_column(String(40))
+    tree_size: Mapped[int] = mapped_column(BigInteger)
+    root_hash: Mapped[str] = mapped_column(String(64))
+    timestamp: Mapped[datetime] = mapped_column(UTCDateTime())
+    key_id: Mapped[str] = mapped_column(String(16))
     signature: Mapped[str] = mapped_column(String(128))
+
+
+class LedgerEvent(db.Model):  # type: ignore[name-defined,misc]
+    """A signed erasure: a purge or a ``forget`` that removed the records of some leaves (the leaves stay)."""
+
+    __tablename__ = "ledger_events"
+    __table_args__ = (Index("ix_ledger_events_site", "site"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    site: Mapped[str] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The signed statement as JSON text, exactly as signed and published.
+    signed: Mapped[str] = mapped_column(Text)

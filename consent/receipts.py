@@ -1,76 +1,83 @@
-"""Checking a receipt: a visitor proves what they chose, and learns whether the log still says so.
+"""Checking a visitor's proof against the log: is the record it speaks of still there, unchanged and sealed?
 
-A receipt is signed over ``[site, consent_id, record_id, record_hash]``. The
-check answers whether the stored record still hashes to that record_hash,
-whether a seal holds it, or whether it was erased (a tombstone carries it).
+A proof (what the API answered when the choice was recorded) is the signed
+statement of site, consent ID, record id, record hash, time and choices. Its
+signature is checked with the published keys; the check then says whether the
+stored record still hashes to that record_hash, which leaf seals it, or
+whether a signed erasure removed it.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import click
 from flask import Blueprint, Flask, jsonify, request
 from flask.typing import ResponseReturnValue
-from itsdangerous import BadSignature
-from sqlalchemy import select
 
-from consent import ledger
 from consent.errors import ApiError
-from consent.history import sealed_in
 from consent.inventory import get_site, sites
-from consent.models import ConsentRecord, LedgerCheckpoint, db
-from consent.recording import HASHED_FIELDS, iso, receipt_signer, record_hash
+from consent.ledger import events
+from consent.ledger.canonical import CATEGORIES, HASHED_FIELDS, record_hash
+from consent.ledger.keys import public_keys
+from consent.ledger.seals import position_of
+from consent.ledger.signing import RECORD, check
+from consent.models import ConsentRecord, db
 
 bp = Blueprint("receipts", __name__, url_prefix="/api/v1")
 
 
-def _erased(site: str, record_id: int, digest: str) -> bool:
-    wanted = bytes.fromhex(digest[:32])
-    for leaves in db.session.scalars(
-        select(LedgerCheckpoint.leaves).where(LedgerCheckpoint.site == site, LedgerCheckpoint.kind == "forget")
-    ):
-        if any(leaf[0] == record_id and leaf[3] == wanted for leaf in ledger.unpack_leaves(leaves)):
-            return True
-    return False
+def _erased(site: str, position: int | None) -> bool:
+    if position is None:
+        return False
+    return any(start <= position < end for event in events.erasures(site) for start, end in event.get("leaves", []))
 
 
-def check_receipt(site: str, receipt: str) -> dict[str, Any]:
-    """What the log says about the record a receipt was issued for; ValueError if the receipt is not valid."""
-    try:
-        payload = receipt_signer().loads(receipt)
-    except BadSignature as error:
-        raise ValueError("the receipt's signature does not verify") from error
-    if not isinstance(payload, list) or len(payload) != 4 or payload[0] != site:
-        raise ValueError(f"the receipt was not issued by site {site!r}")
-    _, consent_id, record_id, digest = payload
-    answer: dict[str, Any] = {"site": site, "consent_id": consent_id, "record_id": record_id, "record_hash": digest}
+def check_proof(site: str, proof: Any) -> dict[str, Any]:
+    """What the log says about the record a proof was issued for; ValueError if the proof is not valid."""
+    signed = proof.get("record", proof) if isinstance(proof, dict) else None
+    why = check(signed, public_keys(), RECORD, at="recorded_at")
+    if why is not None:
+        raise ValueError(f"the proof is not valid: {why}")
+    assert isinstance(signed, dict)
+    if signed.get("site") != site:
+        raise ValueError(f"the proof was not issued by site {site!r}")
+    record_id, digest = signed["record_id"], signed["record_hash"]
+    answer: dict[str, Any] = {
+        "site": site, "consent_id": signed["consent_id"], "record_id": record_id, "record_hash": digest,
+    }  # fmt: skip
     record = db.session.get(ConsentRecord, record_id)
     if record is None or record.site != site:
-        answer["status"] = "erased" if _erased(site, record_id, digest) else "missing"
+        # A removed record's leaf stays: an erasure that names its position explains the absence.
+        answer["status"] = "erased" if _erased(site, _leaf_of(site, record_id, digest)) else "missing"
         return answer
     stored = record_hash({name: getattr(record, name) for name in HASHED_FIELDS})
-    same = stored == digest == record.record_hash and record.consent_id == consent_id
+    same = stored == digest == record.record_hash and record.consent_id == signed["consent_id"]
     answer["status"] = "matches" if same else "differs"
-    answer["sealed_in"] = sealed_in(site, record_id, digest)
+    answer["leaf_index"] = position_of(site, record_id, digest)
     answer["record"] = {
-        "recorded_at": iso(record.recorded_at),
+        "recorded_at": signed["recorded_at"],
         "action": record.action,
-        "choices": {name: getattr(record, name) for name in ("necessary", "functional", "analytics", "advertising")},
+        "choices": {name: getattr(record, name) for name in CATEGORIES},
         "inventory_hash": record.inventory_hash,
     }
     return answer
 
 
-@bp.get("/sites/<site>/receipt")
+def _leaf_of(site: str, record_id: int, digest: str) -> int | None:
+    return position_of(site, record_id, digest)
+
+
+@bp.post("/sites/<site>/receipt")
 def receipt_view(site: str) -> ResponseReturnValue:
-    """Check a receipt (``X-Consent-Receipt`` or ``?receipt=``) against the log."""
+    """Check a visitor's proof (the JSON body) against the log."""
     current = get_site(site)
-    receipt = request.headers.get("X-Consent-Receipt") or request.args.get("receipt")
-    if not receipt:
-        raise ApiError(400, "send the receipt in X-Consent-Receipt or ?receipt=")
+    proof = request.get_json(silent=True)
+    if not isinstance(proof, dict):
+        raise ApiError(400, "send the proof as a JSON body")
     try:
-        answer = check_receipt(current.key, receipt)
+        answer = check_proof(current.key, proof)
     except ValueError as error:
         raise ApiError(403, str(error)) from error
     response = jsonify(answer)
@@ -80,23 +87,23 @@ def receipt_view(site: str) -> ResponseReturnValue:
 
 @click.command("verify-receipt")
 @click.option("--site", "site_key", required=True, help="The site's key.")
-@click.argument("receipt")
-def verify_receipt_command(site_key: str, receipt: str) -> None:
-    """Check a visitor's receipt against the log; exit 1 unless the stored record matches it."""
+@click.argument("proof", type=click.File("r"))
+def verify_receipt_command(site_key: str, proof: Any) -> None:
+    """Check a visitor's proof (a JSON file) against the log; exit 1 unless the stored record matches it."""
     if site_key not in sites():
         raise click.BadParameter(f"unknown site {site_key!r}", param_hint="--site")
     try:
-        answer = check_receipt(site_key, receipt)
+        answer = check_proof(site_key, json.load(proof))
     except ValueError as error:
         raise click.ClickException(str(error)) from None
-    seal = answer.get("sealed_in")
-    sealed = f", sealed in checkpoint {seal}" if seal else ""
+    leaf = answer.get("leaf_index")
+    sealed = f", sealed as leaf {leaf}" if leaf is not None else ""
     click.echo(f"record {answer['record_id']} of consent ID {answer['consent_id']}: {answer['status']}{sealed}")
     if answer["status"] not in ("matches", "erased"):
         raise SystemExit(1)
 
 
 def init_app(app: Flask) -> None:
-    """Register the receipt check route and ``consent verify-receipt``."""
+    """Register the proof check route and ``consent verify-receipt``."""
     app.register_blueprint(bp)
     app.cli.add_command(verify_receipt_command)

@@ -1,14 +1,11 @@
-"""Recording a visitor's choice: validation, what the server adds, hashing and receipts."""
+"""Recording a visitor's choice: validation, what the server adds, hashing, the access token and the proof."""
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import ipaddress
-import json
 import re
 import uuid
-from datetime import datetime
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -21,10 +18,14 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import DBAPIError
 
-from consent import partitions, sealing
+from consent import partitions
 from consent.database import PreparedInsert, dialect_insert
 from consent.errors import ApiError
 from consent.inventory import Site
+from consent.ledger import heads, sealing
+from consent.ledger.canonical import iso, record_hash
+from consent.ledger.keys import private_key
+from consent.ledger.signing import RECORD, sign
 from consent.metrics import RECORDS_WRITTEN
 from consent.models import ConsentEventKey, ConsentRecord, InventoryVersion, db, utcnow
 from consent.texts import CATEGORIES
@@ -32,12 +33,8 @@ from consent.texts import CATEGORIES
 ACTIONS = ("accept_all", "reject_all", "custom", "withdraw")
 OPTIONAL = CATEGORIES[1:]
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-# Fields covered by the record hash, in this order; the hash is the record's
-# fingerprint in receipts and in the tamper-evident log.
-HASHED_FIELDS = (
-    "site", "event_id", "consent_id", "recorded_at", "action", *CATEGORIES, "revision",
-    "inventory_hash", "language", "page_url", "ip", "user_agent", "gpc", "dnt",
-)  # fmt: skip
+# The banner's event ids: a UUID in its canonical text, either case (stored in lower case).
+EVENT_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
 
 
 def _http_url(value: str) -> None:
@@ -71,8 +68,7 @@ class ConsentSchema(Schema):
     """The body of ``POST /api/v1/sites/<site>/consents``."""
 
     event_id = fields.String(
-        required=True,
-        validate=validate.Regexp(r"^[A-Za-z0-9._-]{8,64}$", error="must be 8-64 of A-Z a-z 0-9 . _ -"),
+        required=True, validate=validate.Regexp(EVENT_ID, error="must be a UUID (8-4-4-4-12 hexadecimal digits)")
     )
     consent_id = fields.String(
         load_default=None,
@@ -129,22 +125,6 @@ def clean_page_url(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
 
-def iso(moment: datetime) -> str:
-    """UTC ISO 8601 with milliseconds and ``Z``: the one timestamp format of the API and exports."""
-    # isoformat is several times faster than strftime; the offset of an aware time is cut off.
-    return moment.isoformat(timespec="milliseconds")[:23] + "Z"
-
-
-# What json.dumps(content, separators=(",", ":"), ensure_ascii=False) writes, without a new encoder per call.
-CANONICAL_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-
-
-def record_hash(values: dict[str, Any]) -> str:
-    """SHA-256 over the hashed fields as canonical JSON (timestamps in ``iso`` form)."""
-    content = [iso(values[f]) if f == "recorded_at" else values[f] for f in HASHED_FIELDS]
-    return hashlib.sha256(CANONICAL_JSON.encode(content).encode()).hexdigest()
-
-
 class ReceiptSerializer(URLSafeSerializer):
     """itsdangerous' URL-safe serializer without its zlib attempt.
 
@@ -177,22 +157,24 @@ def receipt_signer() -> URLSafeSerializer:
     return _receipt_signer(current_app.config["SECRET_KEY"])
 
 
-def make_receipt(site: str, consent_id: str, record_id: int, digest: str) -> str:
-    """A receipt proving this browser holds ``consent_id`` and what record ``record_id`` said."""
-    return receipt_signer().dumps([site, consent_id, record_id, digest])
+def make_receipt(site: str, consent_id: str) -> str:
+    """The visitor's access token: it lets the browser that holds it add to and read ``consent_id``'s history."""
+    return receipt_signer().dumps([site, consent_id])
 
 
-def check_receipt(site: str, consent_id: str, receipt: str | None) -> list[Any]:
-    """The receipt's payload if it was issued for ``consent_id`` on ``site``; else 403."""
+def check_receipt(site: str, consent_id: str, receipt: str | None) -> None:
+    """403 unless ``receipt`` is an access token issued for ``consent_id`` on ``site``.
+
+    Tokens issued before the proof was split off carried four values; their first two still count.
+    """
     if not receipt:
         raise ApiError(403, "a receipt is required for this consent ID")
     try:
         payload = receipt_signer().loads(receipt)
     except BadSignature as error:
         raise ApiError(403, "the receipt is not valid") from error
-    if not isinstance(payload, list) or len(payload) != 4 or payload[:2] != [site, consent_id]:
+    if not isinstance(payload, list) or len(payload) not in (2, 4) or payload[:2] != [site, consent_id]:
         raise ApiError(403, "the receipt was not issued for this consent ID")
-    return payload
 
 
 def _shown_hash(site: Site, revision: int) -> str:
@@ -210,13 +192,33 @@ def _shown_hash(site: Site, revision: int) -> str:
     return str(stored)
 
 
-def response_body(site: str, consent_id: str, recorded_at: datetime, record_id: int, digest: str) -> dict[str, str]:
-    """What the API answers for a recorded (or replayed) choice."""
-    return {
-        "consent_id": consent_id,
-        "recorded_at": iso(recorded_at),
-        "receipt": make_receipt(site, consent_id, record_id, digest),
+def record_proof(site: str, record_id: int, values: dict[str, Any]) -> dict[str, Any]:
+    """The shareable, signed statement of one record, with the newest signed tree head: it grants nothing."""
+    statement = {
+        "type": RECORD,
+        "site": site,
+        "consent_id": values["consent_id"],
+        "record_id": record_id,
+        "record_hash": values["record_hash"],
+        "recorded_at": iso(values["recorded_at"]),
+        "action": values["action"],
+        "choices": {category: bool(values[category]) for category in CATEGORIES},
     }
+    return {"record": sign(private_key(), statement), "head": heads.recent(site)}
+
+
+def response_body(site: str, record_id: int, values: dict[str, Any]) -> dict[str, Any]:
+    """What the API answers for a recorded (or replayed) choice: access token and proof."""
+    return {
+        "consent_id": values["consent_id"],
+        "recorded_at": iso(values["recorded_at"]),
+        "receipt": make_receipt(site, values["consent_id"]),
+        "proof": record_proof(site, record_id, values),
+    }
+
+
+# What a replay must repeat: the fields the visitor sent (consent_id apart, and as the server stored them).
+REPLAYED = ("action", *CATEGORIES, "revision", "language", "page_url", "gpc", "dnt")
 
 
 INSERT = "consent.insert"
@@ -270,14 +272,14 @@ def _append(values: dict[str, Any]) -> int | None:
     return _prepared_insert(list(values)).first_column(values)
 
 
-def record_consent(site: Site, data: dict[str, Any], ip: str | None, user_agent: str) -> tuple[dict[str, str], bool]:
+def record_consent(site: Site, data: dict[str, Any], ip: str | None, user_agent: str) -> tuple[dict[str, Any], bool]:
     """Append one record; return the body and whether it is new (False: a replayed event_id)."""
     if data["consent_id"]:
         check_receipt(site.key, data["consent_id"], data["receipt"])
     now = utcnow()
     values: dict[str, Any] = {
         "site": site.key,
-        "event_id": data["event_id"],
+        "event_id": data["event_id"].lower(),
         "consent_id": data["consent_id"] or str(uuid.uuid4()),
         "recorded_at": now.replace(microsecond=now.microsecond // 1000 * 1000),
         "action": data["action"],
@@ -297,20 +299,38 @@ def record_consent(site: Site, data: dict[str, Any], ip: str | None, user_agent:
     if record_id is not None:
         RECORDS_WRITTEN.labels(site.key, data["action"]).inc()
         sealing.after_record(site.key)
-        return response_body(
-            site.key, values["consent_id"], values["recorded_at"], record_id, values["record_hash"]
-        ), True
-    # The event was recorded before (a retry, perhaps racing this one): answer as then.
+        return response_body(site.key, record_id, values), True
+    return response_body(site.key, *_replayed(site.key, data, values)), False
+
+
+def _replayed(site: str, data: dict[str, Any], values: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """The stored record of a replayed event_id, if this request is the one that recorded it; else 409.
+
+    The answer holds the visitor's access token, so only the same request gets
+    it: the same choice, and the same consent ID with its token (already
+    checked), or none when the stored record was the first of its consent ID.
+    Anything else learns only that the event_id is taken.
+    """
+    table = ConsentRecord.__table__
     row = db.session.execute(
-        select(
-            ConsentRecord.id,
-            ConsentRecord.consent_id,
-            ConsentRecord.recorded_at,
-            ConsentRecord.record_hash,
-        ).where(ConsentRecord.site == site.key, ConsentRecord.event_id == data["event_id"])
+        select(table).where(table.c.site == site, table.c.event_id == values["event_id"])
     ).one_or_none()
+    conflict = ApiError(409, "event_id was already used for another request", {"event_id": ["already used"]})
     if row is None:  # only if the record was deleted by hand while its key stayed
-        raise ApiError(422, "event_id already used", {"event_id": ["was recorded before and is gone"]})
-    if data["consent_id"] and data["consent_id"] != row.consent_id:
-        raise ApiError(422, "event_id already used", {"event_id": ["was recorded for another consent ID"]})
-    return response_body(site.key, row.consent_id, row.recorded_at, row.id, row.record_hash), False
+        raise conflict
+    stored = row._asdict()
+    if any(stored[name] != values[name] for name in REPLAYED):
+        raise conflict
+    if data["consent_id"] is not None:
+        if data["consent_id"] != stored["consent_id"]:
+            raise conflict
+    else:
+        earlier = db.session.scalar(
+            select(ConsentRecord.id)
+            .where(ConsentRecord.site == site, ConsentRecord.consent_id == stored["consent_id"])
+            .where(ConsentRecord.id < stored["id"])
+            .limit(1)
+        )
+        if earlier is not None:  # the first request came with this consent ID and its token
+            raise conflict
+    return stored["id"], stored

@@ -37,7 +37,10 @@ def _headers(response: Response) -> Response:
 
 
 def check_secrets(app: Flask, default_secret: str) -> None:
-    """Refuse to run outside debug, tests or the demo with the demo key or no admin credential."""
+    """Refuse to run outside debug, tests or the demo with the demo key or no admin credential.
+
+    The ledger's signing key is checked where it is loaded (consent.ledger.keys).
+    """
     if app.debug or app.testing or app.config.get("DEMO"):
         return
     problems = []

@@ -7,6 +7,7 @@ Each test session migrates its own SQLite file and its own PostgreSQL schema
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from playwright.sync_api import Browser, Playwright, sync_playwright
 from sqlalchemy import delete
 
 from consent import create_app
+from consent.ledger.keys import generate_pem, write_private
 from consent.models import db
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +35,10 @@ CHROMIUM_ARGS = [
     "--disable-component-update", "--disable-sync", "--host-resolver-rules=MAP *.shop.test 127.0.0.1",
 ]  # fmt: skip
 ORIGIN = "http://localhost:8000"
+# The run's ledger signing key; services the tests start inherit it through the environment.
+LEDGER_KEY = Path(tempfile.mkdtemp(prefix="consent-test-")) / "ledger-key.pem"
+write_private(LEDGER_KEY, generate_pem())
+os.environ["CONSENT_LEDGER_KEY_FILE"] = str(LEDGER_KEY)
 
 
 @pytest.fixture(scope="session", params=DATABASES)
@@ -69,6 +75,7 @@ def _config(url: str, **overrides: Any) -> dict[str, Any]:
         "DATABASE_URL": url,
         "ADMIN_TOKENS": ADMIN_TOKEN,
         "INVENTORY": str(ROOT / "cookies.yaml"),
+        "LEDGER_KEY_FILE": str(LEDGER_KEY),
         **overrides,
     }
 

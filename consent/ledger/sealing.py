@@ -1,8 +1,9 @@
-"""Sealing: the newest records become signed checkpoints within seconds, without a lock on writes.
+"""Sealing: the newest records join their site's Merkle tree within seconds, under a new signed head.
 
 Every worker runs the same cheap timer after each recorded choice; when it is
 due, that worker seals and the others find nothing left to do (PostgreSQL: a
 try-lock per site; SQLite: one writer at a time and a unique ``(site, seq)``).
+Nothing on the write path waits for a lock.
 
 On PostgreSQL, ids come from a sequence and can commit out of order: id 7 may
 be visible while id 6 is still being inserted. So the sealer first *observes*
@@ -16,19 +17,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import timedelta
 
 import click
 from flask import Flask, current_app
-from sqlalchemy import ColumnElement, func, select, text, update
+from sqlalchemy import ColumnElement, func, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
-from consent import chain, ledger
 from consent.inventory import sites
-from consent.models import ConsentRecord, LedgerCheckpoint, db, utcnow
+from consent.ledger import heads, seals, tiles
+from consent.ledger.leaves import LEAF, epoch_ms, label, subject
+from consent.ledger.tiles import StoredTree
+from consent.models import ConsentRecord, LedgerHead, LedgerSeal, db, utcnow
 
 MAX_LEAVES = 10_000
-OPEN_FOR = timedelta(hours=1)
 
 
 def read_horizon() -> int:
@@ -47,55 +48,60 @@ def _of_site(site: str) -> ColumnElement[bool]:
     return ConsentRecord.site == site
 
 
-def _open_seal(last: LedgerCheckpoint | None) -> LedgerCheckpoint | None:
-    """The newest checkpoint if it is a seal that may still grow (small, recent and intact)."""
-    if last is None or last.kind != "seal" or last.leaf_count >= MAX_LEAVES or last.first_at is None:
-        return None
-    if utcnow() - last.first_at > OPEN_FOR:
-        return None
-    checkpoint = chain.as_checkpoint(last)
-    # Never extend (and so re-sign) leaves that someone may have altered.
-    return last if checkpoint.signed_by(ledger.ledger_key()) and checkpoint.leaves_intact() else None
+def _hash_bytes(record_hash: str) -> bytes:
+    """A stored record_hash as the leaf hash; one that is not 32 bytes of hex (tampered) seals as zeros."""
+    try:
+        value = bytes.fromhex(record_hash)
+    except ValueError:
+        return bytes(32)
+    return value if len(value) == 32 else bytes(32)
 
 
-def _seal_once(site: str, horizon: int) -> tuple[int, bool] | None:
-    """Seal the next batch of ``site``'s records up to ``horizon``: (leaves added, whether more remain).
+def _seal_once(site: str, horizon: int) -> tuple[int, bool, LedgerHead | None] | None:
+    """Seal the next batch of ``site``'s records up to ``horizon``: (leaves added, whether more remain, new head).
 
-    None when another sealer holds the site or changed the newest checkpoint first.
+    None when another sealer holds the site or sealed first.
     """
-    if not chain.lock_site(site, wait=False):
+    if not seals.lock_site(site, wait=False):
         return None
-    last = chain.latest(site)
+    last = seals.latest(site)
     through = last.last_id if last else 0
+    size = last.first_index + last.leaf_count if last else 0
     if horizon <= through:
-        return 0, False
-    growing = _open_seal(last)
-    room = MAX_LEAVES - growing.leaf_count if growing else MAX_LEAVES
+        return 0, False, None
     rows = db.session.execute(
         select(ConsentRecord.id, ConsentRecord.recorded_at, ConsentRecord.consent_id, ConsentRecord.record_hash)
         .where(_of_site(site), ConsentRecord.id > through, ConsentRecord.id <= horizon)
         .order_by(ConsentRecord.id)
-        .limit(room)
+        .limit(MAX_LEAVES)
     ).all()
     if not rows:
-        return 0, False
-    more = len(rows) == room
-    # A seal claims every record up to its last_id: up to the horizon, or its last row when it is full.
-    last_id = rows[-1].id if more else horizon
-    leaves = b"".join(ledger.pack_leaf(*row) for row in rows)
-    labels = b"".join(ledger.label(row.consent_id) for row in rows)
-    if growing is None:
-        chain.append(site, "seal", last, through, last_id, leaves=leaves, labels=labels)
-        return len(rows), more
-    # Compare-and-set: it is extended only if nobody extended it or appended after it meanwhile.
-    newer = select(LedgerCheckpoint.id).where(LedgerCheckpoint.site == site, LedgerCheckpoint.seq > growing.seq)
-    changed = db.session.execute(
-        update(LedgerCheckpoint)
-        .where(LedgerCheckpoint.id == growing.id, LedgerCheckpoint.last_id == growing.last_id, ~newer.exists())
-        .values(chain.grown(growing, last_id, leaves, labels))
-        .execution_options(synchronize_session=False)
+        return 0, False, None
+    more = len(rows) == MAX_LEAVES
+    hashes = [_hash_bytes(row.record_hash) for row in rows]
+    now = utcnow()
+    db.session.add(
+        LedgerSeal(
+            site=site,
+            seq=last.seq + 1 if last else 1,
+            first_index=size,
+            leaf_count=len(rows),
+            after_id=through,
+            # A seal claims every record up to its last_id: up to the horizon, or its last row when it is full.
+            last_id=rows[-1].id if more else horizon,
+            sealed_at=now,
+            leaves=b"".join(
+                LEAF.pack(row.id, epoch_ms(row.recorded_at), subject(row.consent_id), digest)
+                for row, digest in zip(rows, hashes, strict=True)
+            ),
+            labels=b"".join(label(row.consent_id) for row in rows),
+        )
     )
-    return (len(rows), more) if changed.rowcount == 1 else None  # type: ignore[attr-defined]
+    db.session.flush()  # the unique (site, seq) refuses a second sealer here, before any other write
+    tiles.append(site, size, hashes)
+    grown = size + len(rows)
+    head = heads.sign_head(site, grown, StoredTree(site).root(grown))
+    return len(rows), more, head
 
 
 def seal(site: str, horizon: int) -> int:
@@ -114,8 +120,11 @@ def seal(site: str, horizon: int) -> int:
             db.session.rollback()
             return total
         db.session.commit()
-        total += outcome[0]
-        if not outcome[1]:
+        count, more, head = outcome
+        if head is not None:
+            heads.remember(head)
+        total += count
+        if not more:
             return total
 
 
@@ -170,12 +179,11 @@ def seal_command(site_keys: tuple[str, ...]) -> None:
         time.sleep(float(current_app.config["SEAL_GRACE"]))
     for key in site_keys or tuple(sites()):
         count = seal(key, horizon)
-        click.echo(f"{key}: sealed {count} records; the ledger accounts for ids up to {chain.sealed_through(key)}")
+        click.echo(f"{key}: sealed {count} records; the ledger accounts for ids up to {seals.sealed_through(key)}")
 
 
 def init_app(app: Flask) -> None:
     """Configure sealing (``CONSENT_SEAL_INTERVAL`` 0 turns it off on the write path) and its command."""
-    app.config.setdefault("LEDGER_KEY", None)
     app.config.setdefault("SEAL_INTERVAL", 10)
     app.config.setdefault("SEAL_GRACE", 2)
     interval = float(app.config["SEAL_INTERVAL"])

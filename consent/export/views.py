@@ -19,8 +19,8 @@ from flask.typing import ResponseReturnValue
 
 from consent.auth import require_admin
 from consent.errors import ApiError
-from consent.export_formats import csv_header
-from consent.export_source import ExportSource
+from consent.export.formats import csv_header
+from consent.export.source import ExportSource
 from consent.inventory import Site, get_site, sites
 from consent.metrics import EXPORT_DURATION
 from consent.models import utcnow

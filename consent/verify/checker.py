@@ -1,8 +1,10 @@
-"""Checking records against the ledger: every changed, removed, inserted or reordered record, by name.
+"""Checking records against the seals: every changed, removed, inserted or reordered record, by name.
 
+Which seals can be trusted is settled first, against the signed tree heads
+(consent.verify.live for the stored log, consent.verify.offline for a proof).
 The records come in id order (from the database, or as written in a file) and
-are matched against the seals' leaves one checkpoint at a time, so memory
-stays at one checkpoint's worth. They come one by one (``Row``) or a seal's
+are matched against the seals' leaves one seal at a time, so memory stays at
+one seal's worth. They come one by one (``Row``) or a seal's
 worth at a time (``Block``): a block whose id-and-digest pairs are byte for
 byte the ones its seal holds is settled with one comparison; any other block
 is looked at record by record, exactly as if its rows had come one by one.
@@ -11,11 +13,11 @@ is looked at record by record, exactly as if its rows had come one by one.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from consent.ledger import GENESIS, Checkpoint, iso_ms, label_text, leaf_pairs, pair_ids, unpack_leaves
+from consent.ledger.leaves import LABEL_SIZE, LEAF, Seal, label_text, leaf_pairs, pair_ids, unpack_leaves
 
 
 class Row(NamedTuple):
@@ -45,7 +47,7 @@ class Block(NamedTuple):
 
 @dataclass(frozen=True)
 class Finding:
-    kind: str  # changed | removed | inserted | reordered | checkpoint
+    kind: str  # changed | removed | inserted | reordered | unsealed | backdated | ledger
     record_id: int | None
     consent_id: str | None
     message: str
@@ -60,20 +62,46 @@ class Report:
     unsealed: int = 0
     erased: int = 0
     purged: int = 0
-    outside: int = 0
     unproven: int = 0
-    head: Checkpoint | None = None
+    head: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
 
     @property
     def intact(self) -> bool:
         return not self.findings
 
 
+class Erasures:
+    """The tree positions whose records signed erasures removed, as disjoint sorted ``[start, end)`` ranges."""
+
+    def __init__(self, ranges: Sequence[tuple[int, int, str]] = ()) -> None:
+        merged: list[list[Any]] = []
+        for start, end, kind in sorted(ranges):
+            if merged and start <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], end)  # an overlap keeps the first kind: either explains it
+            else:
+                merged.append([start, end, kind])
+        self.ranges = [(start, end, kind) for start, end, kind in merged]
+        self.starts = [start for start, _, _ in self.ranges]
+
+    def kind(self, position: int) -> str | None:
+        """``forget`` or ``purge`` if an erasure covers ``position``, else None."""
+        at = bisect.bisect_right(self.starts, position) - 1
+        if at >= 0 and position < self.ranges[at][1]:
+            return self.ranges[at][2]
+        return None
+
+    def overlap(self, start: int, end: int) -> bool:
+        """Whether any erased position lies in ``[start, end)``."""
+        at = bisect.bisect_left(self.starts, end) - 1
+        return at >= 0 and self.ranges[at][1] > start
+
+
 @dataclass
 class _Batch:
     """The records met so far within one seal."""
 
-    seal: Checkpoint
+    seal: Seal
     trusted: bool = True
     ids: list[int] = field(default_factory=list)
     digests: list[str] = field(default_factory=list)
@@ -81,82 +109,29 @@ class _Batch:
 
 
 class Verifier:
-    """Checks one site's chain of checkpoints, then streams its records against the seals.
+    """Streams one site's records against its seals, in id order.
 
-    ``partial`` (an exported file): checkpoints may skip seqs, and sealed
-    records outside ``scope`` (ms since 1970, from-until) may be absent.
-    ``extra_seals`` are signed by someone else (an export's unsealed tail).
-    ``load`` fetches a checkpoint's leaves and labels when they were left out of ``chain``.
+    ``seals``: each with whether the signed heads vouch for it. ``erased``:
+    where signed erasures allow a record to be absent. ``tail_allowed``:
+    records after the last seal count as not sealed yet (the live log) rather
+    than inserted (a file). ``load`` fetches a seal's leaves and labels.
     """
 
     def __init__(
         self,
         site: str,
-        key: str | bytes,
-        chain: list[Checkpoint],
+        seals: Sequence[tuple[Seal, bool]],
+        erased: Erasures | None = None,
         *,
-        partial: bool = False,
-        scope: tuple[int | None, int | None] = (None, None),
-        extra_seals: Iterable[Checkpoint] = (),
         tail_allowed: bool = True,
-        load: Callable[[Checkpoint], Checkpoint] = lambda checkpoint: checkpoint,
+        load: Callable[[Seal], Seal] = lambda seal: seal,
     ) -> None:
         self.report = Report(site)
-        self.scope, self.tail_allowed, self.load = scope, tail_allowed, load
-        self.seals: list[tuple[Checkpoint, bool]] = []
-        self.erased: set[tuple[int, bytes]] = set()
-        self.purge_cutoff: int | None = None
-        self.start: dict[str, object] | None = None
+        self.tail_allowed, self.load = tail_allowed, load
+        self.seals = list(seals)
+        self.erased = erased or Erasures()
         self.removed: dict[int, tuple[Finding, str]] = {}
-        self._check_chain(sorted(chain, key=lambda c: c.header["seq"]), key, partial)
-        self.seals.extend((seal, True) for seal in extra_seals)
-        self.seal_ends = [seal.header["last_id"] for seal, _ in self.seals]
-        self.erased_ids = sorted(row_id for row_id, _ in self.erased)
-
-    def _problem(self, checkpoint: Checkpoint, message: str) -> None:
-        self.report.findings.append(
-            Finding("checkpoint", None, None, f"checkpoint {checkpoint.header['seq']}: {message}")
-        )
-
-    def _check_chain(self, chain: list[Checkpoint], key: str | bytes, partial: bool) -> None:
-        previous: Checkpoint | None = None
-        for checkpoint in chain:
-            header = checkpoint.header
-            if header["site"] != self.report.site:
-                self._problem(checkpoint, f"belongs to site {header['site']!r}")
-                continue
-            if previous is not None and header["seq"] == previous.header["seq"] + 1:
-                if header["previous"] != previous.digest or header["after_id"] != previous.header["last_id"]:
-                    self._problem(checkpoint, "does not follow the one before it (chain broken)")
-            elif previous is not None and not partial:
-                self._problem(checkpoint, f"checkpoints {previous.header['seq'] + 1}..{header['seq'] - 1} are missing")
-            previous = checkpoint
-            trusted = checkpoint.signed_by(key)
-            if not trusted:
-                self._problem(checkpoint, "its signature does not verify: forged or altered without the key")
-            if header["kind"] == "seal":
-                self.seals.append((checkpoint, trusted))  # leaves are checked when its records are
-            elif trusted:
-                self._trust(self.load(checkpoint))
-        self.report.head = previous
-        if not partial and chain:
-            self._check_start(chain[0])
-
-    def _trust(self, checkpoint: Checkpoint) -> None:
-        """Take in a signed erasure (its leaves may be absent) or purge (older records may be absent)."""
-        if not checkpoint.leaves_intact():
-            self._problem(checkpoint, "its leaves do not match its signed root")
-        elif checkpoint.header["kind"] == "forget":
-            self.erased.update((leaf[0], leaf[3]) for leaf in unpack_leaves(checkpoint.leaves))
-        elif checkpoint.header["kind"] == "purge":
-            self.purge_cutoff = max(self.purge_cutoff or 0, int(checkpoint.header["detail"]["absent_before_ms"]))
-            self.start = checkpoint.header["detail"]["start"]
-
-    def _check_start(self, first: Checkpoint) -> None:
-        """The oldest checkpoint is the first ever, or the one a signed purge says it kept."""
-        start = self.start or {"seq": 1, "previous": GENESIS}
-        if first.header["seq"] != start["seq"] or first.header["previous"] != start["previous"]:
-            self._problem(first, f"the chain should start at checkpoint {start['seq']}: older checkpoints were removed")
+        self.seal_ends = [seal.last_id for seal, _ in self.seals]
 
     def _find(self, kind: str, row_id: int, consent_id: str | None, message: str) -> None:
         self.report.findings.append(Finding(kind, row_id, consent_id, message))
@@ -189,7 +164,7 @@ class Verifier:
         batch = self.batch
         if batch is None:
             self._beyond(row)
-        elif row.id <= batch.seal.header["after_id"]:
+        elif row.id <= batch.seal.after_id:
             self._find("inserted", row.id, row.consent_id, "not in the sealed log")
         else:
             batch.ids.append(row.id)
@@ -198,7 +173,7 @@ class Verifier:
 
     def _advance(self, record_id: int | None) -> None:
         """Finish the seals that end before ``record_id`` (None: all of them)."""
-        while self.batch is not None and (record_id is None or record_id > self.batch.seal.header["last_id"]):
+        while self.batch is not None and (record_id is None or record_id > self.batch.seal.last_id):
             self._finish(self.batch)
             self.index += 1
             self.batch = self._batch(self.index)
@@ -221,15 +196,13 @@ class Verifier:
             self.report.unsealed += block.count
             self.previous_id = ids[-1]
             return True
-        header = batch.seal.header
+        seal = batch.seal
         # All of the seal's records are in the block, and only they.
-        covers = block.first <= header["after_id"] + 1 and block.last >= header["last_id"]
-        inside = header["after_id"] < ids[0] and ids[-1] <= header["last_id"]
+        covers = block.first <= seal.after_id + 1 and block.last >= seal.last_id
+        inside = seal.after_id < ids[0] and ids[-1] <= seal.last_id
         if not (covers and inside) or batch.ids or not batch.trusted:
             return False
-        seal = self.load(batch.seal)
-        if not seal.leaves_intact():
-            return False
+        seal = self.load(seal)
         expected, absent = self._expected(seal)
         if expected != block.pairs:
             return False
@@ -237,56 +210,30 @@ class Verifier:
         self.report.sealed += block.count
         self.report.erased += absent["erased"]
         self.report.purged += absent["purged"]
-        self.report.outside += absent["outside"]
         self.previous_id = ids[-1]
         self.index += 1
         self.batch = self._batch(self.index)
         return True
 
-    def _expected(self, seal: Checkpoint) -> tuple[bytes, dict[str, int]]:
+    def _expected(self, seal: Seal) -> tuple[bytes, dict[str, int]]:
         """The pairs of the seal's leaves whose records must be there, and how many may be absent, by reason."""
-        absent = {"erased": 0, "purged": 0, "outside": 0}
-        if not self._may_lack(seal):
+        absent = {"erased": 0, "purged": 0}
+        if not self.erased.overlap(seal.first_index, seal.end_index):
             return leaf_pairs(seal.leaves), absent
         kept = bytearray()
-        for position, leaf in enumerate(unpack_leaves(seal.leaves)):
-            reason = self._absence(leaf)
+        size = LEAF.size
+        for position in range(seal.leaf_count):
+            reason = self._absence(seal.first_index + position)
             if reason is None:
-                kept += leaf_pairs(seal.leaves[position * 40 : position * 40 + 40])
+                kept += leaf_pairs(seal.leaves[position * size : (position + 1) * size])
             else:
                 absent[reason] += 1
         return bytes(kept), absent
 
-    def _may_lack(self, seal: Checkpoint) -> bool:
-        """Whether an erasure, a purge or the exported range may account for a missing record of ``seal``."""
-        header = seal.header
-        if self.erased_ids:
-            position = bisect.bisect_right(self.erased_ids, header["after_id"])
-            if position < len(self.erased_ids) and self.erased_ids[position] <= header["last_id"]:
-                return True
-        since, until = self.scope
-        if self.purge_cutoff is None and since is None and until is None:
-            return False
-        if header.get("first_at") is None or header.get("last_at") is None:
-            return True
-        first, last = iso_ms(header["first_at"]), iso_ms(header["last_at"])
-        return (
-            (self.purge_cutoff is not None and first < self.purge_cutoff)
-            or (since is not None and first < since)
-            or (until is not None and last >= until)
-        )
-
-    def _absence(self, leaf: tuple[int, int, bytes, bytes]) -> str | None:
-        """Why the record of ``leaf`` may be missing: erased, purged, outside (the exported range), or None."""
-        row_id, moment, _, digest = leaf
-        since, until = self.scope
-        if (row_id, digest) in self.erased:
-            return "erased"
-        if self.purge_cutoff is not None and moment < self.purge_cutoff:
-            return "purged"
-        if (since is not None and moment < since) or (until is not None and moment >= until):
-            return "outside"
-        return None
+    def _absence(self, position: int) -> str | None:
+        """Why the record of the leaf at ``position`` may be missing: erased (forget), purged, or None."""
+        kind = self.erased.kind(position)
+        return None if kind is None else ("erased" if kind == "forget" else "purged")
 
     def _batch(self, index: int) -> _Batch | None:
         if index >= len(self.seals):
@@ -301,25 +248,22 @@ class Verifier:
             self._find("inserted", row.id, row.consent_id, "not among the exported records")
 
     def _finish(self, batch: _Batch) -> None:
-        seal = self.load(batch.seal)
-        if batch.trusted and not seal.leaves_intact():
-            self._problem(seal, "its leaves do not match its signed root")
-            batch.trusted = False
         if not batch.trusted:
             self.report.unproven += len(batch.ids)
             return
+        seal = self.load(batch.seal)
         leaves = unpack_leaves(seal.leaves)
-        if [leaf[0] for leaf in leaves] == batch.ids and [leaf[3].hex() for leaf in leaves] == batch.digests:
+        if [leaf[0] for leaf in leaves] == batch.ids and [leaf[3].hex()[:32] for leaf in leaves] == batch.digests:
             self.report.sealed += len(leaves)
             return
         expected = {leaf[0]: (position, leaf) for position, leaf in enumerate(leaves)}
-        sealed_as = {leaf[3].hex(): leaf[0] for leaf in leaves}
+        sealed_as = {leaf[3].hex()[:32]: leaf[0] for leaf in leaves}
         present = set()
         for row_id, digest, consent_id in zip(batch.ids, batch.digests, batch.consent_ids, strict=True):
             present.add(row_id)
             if row_id not in expected:
                 self._find("inserted", row_id, consent_id, "not in the sealed log")
-            elif expected[row_id][1][3].hex() == digest:
+            elif expected[row_id][1][3].hex()[:32] == digest:
                 self.report.sealed += 1
             elif digest in sealed_as:
                 self._find("reordered", row_id, consent_id, f"holds the record sealed as record {sealed_as[digest]}")
@@ -327,21 +271,19 @@ class Verifier:
                 self._find("changed", row_id, consent_id, "differs from the record that was sealed")
         for row_id, (position, leaf) in expected.items():
             if row_id not in present:
-                raw_label = seal.labels[position * 16 : position * 16 + 16]
-                self._absent(leaf, label_text(raw_label, leaf[2]) if len(raw_label) == 16 else None)
+                raw_label = seal.labels[position * LABEL_SIZE : (position + 1) * LABEL_SIZE]
+                self._absent(seal.first_index + position, leaf, label_text(raw_label, leaf[2]))
 
-    def _absent(self, leaf: tuple[int, int, bytes, bytes], consent_id: str | None) -> None:
-        reason = self._absence(leaf)
+    def _absent(self, position: int, leaf: tuple[int, int, bytes, bytes], consent_id: str | None) -> None:
+        reason = self._absence(position)
         if reason == "erased":
             self.report.erased += 1
         elif reason == "purged":
             self.report.purged += 1
-        elif reason == "outside":
-            self.report.outside += 1
         else:
             row_id, _, _, digest = leaf
             finding = Finding("removed", row_id, consent_id, "sealed, but missing")
-            self.removed[row_id] = (finding, digest.hex())
+            self.removed[row_id] = (finding, digest.hex()[:32])
 
     def _late(self, row: Row, batch: _Batch | None) -> None:
         """A record met after a higher id: match it wherever it belongs."""

@@ -8,29 +8,22 @@ value are the same on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-import base64
-import json
-from collections.abc import Iterator
 from typing import Any
 
-from consent.ledger import LEAF, NO_LABEL, Checkpoint, unpack_leaves
-from consent.recording import iso
-from consent.texts import CATEGORIES
+from consent.ledger.canonical import CATEGORIES, iso
 
 COLUMNS = (
     "record_id", "consent_id", "recorded_at", "action", *CATEGORIES, "revision", "inventory_hash",
-    "language", "page_url", "ip", "user_agent", "gpc", "dnt", "site", "event_id", "record_hash",
+    "language", "page_url", "ip", "user_agent", "gpc", "dnt", "site", "record_hash",
 )  # fmt: skip
 BOOLEANS = frozenset((*CATEGORIES, "gpc", "dnt"))
 # Spreadsheets run a cell that starts with one of these as a formula; in CSV the
 # values a visitor chooses get a "'" in front when they start so (or with "'").
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
-GUARDED = frozenset(("user_agent", "event_id"))
+GUARDED = frozenset(("user_agent",))
 # Free text; every other column holds values validated on the way in (ids, hashes, keys).
 QUOTED = frozenset(("page_url", "user_agent"))
 CSV_BOM = "\ufeff".encode()
-LEDGER_MARK = "#ledger"
-CHUNK = 22_500  # bytes of leaves per trailer entry: under Excel's 32,767 characters a cell once in base64
 STORED = {"record_id": "id"}
 
 
@@ -152,7 +145,7 @@ def iso27560(record: dict[str, Any], site: dict[str, Any]) -> dict[str, Any]:
                 "dnt": record["dnt"],
             }
         ],
-        "integrity": {"site": record["site"], "event_id": record["event_id"], "record_hash": record["record_hash"]},
+        "integrity": {"site": record["site"], "record_hash": record["record_hash"]},
     }
 
 
@@ -172,41 +165,6 @@ def from_iso27560(document: dict[str, Any]) -> dict[str, Any]:
     }
     record.update({purpose["purpose"]: purpose["consent_given"] for purpose in processing["purposes"]})
     return record
-
-
-def encode_entry(entry: dict[str, Any], fmt: str) -> bytes:
-    """One trailer entry: a JSON line, or in CSV a row ``#ledger,<json>``."""
-    line = json.dumps(entry, separators=(",", ":"), ensure_ascii=False)
-    if fmt == "csv":
-        return f'{LEDGER_MARK},"{line.replace(chr(34), chr(34) * 2)}"\r\n'.encode()
-    return (line + "\n").encode()
-
-
-def data_lines(kind: str, seq: Any, data: bytes, fmt: str) -> Iterator[bytes]:
-    """``data`` as trailer entries ``{kind: {"seq": seq, "data": <base64 piece>}}``, encoded.
-
-    The same bytes as ``encode_entry`` writes, put together directly: base64
-    needs no escaping, and these pieces are nearly all of a large file's trailer.
-    """
-    head, tail = encode_entry({kind: {"seq": seq, "data": "@"}}, fmt).split(b"@")
-    for start in range(0, len(data), CHUNK):
-        yield b"".join((head, base64.b64encode(data[start : start + CHUNK]), tail))
-
-
-def ledger_lines(checkpoint: Checkpoint, scope: tuple[int | None, int | None], fmt: str) -> Iterator[bytes]:
-    """A checkpoint as encoded trailer entries; labels of leaves outside ``scope`` are blanked (not exported)."""
-    yield encode_entry({"checkpoint": {**checkpoint.header, "signature": checkpoint.signature}}, fmt)
-    labels = checkpoint.labels
-    since, until = scope
-    if since is not None or until is not None:
-        kept = bytearray(labels)
-        for position, (_, moment, _, _) in enumerate(unpack_leaves(checkpoint.leaves)):
-            if (since is not None and moment < since) or (until is not None and moment >= until):
-                kept[position * 16 : position * 16 + 16] = NO_LABEL
-        labels = bytes(kept)
-    seq = checkpoint.header["seq"]
-    yield from data_lines("leaves", seq, checkpoint.leaves, fmt)
-    yield from data_lines("labels", seq, labels[: len(checkpoint.leaves) // LEAF.size * 16], fmt)
 
 
 def csv_header() -> bytes:

@@ -10,7 +10,6 @@ plain ``sqlite3`` cursors and ``fetchmany`` inside one read transaction.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator
 from datetime import datetime
@@ -18,24 +17,12 @@ from types import TracebackType
 from typing import Any
 
 import psycopg
-from sqlalchemy import Connection, Select, and_, func, or_, select
-from sqlalchemy.orm import Session, defer
+from sqlalchemy import Connection
+from sqlalchemy.orm import Session
 
-from consent import ledger
-from consent.chain import as_checkpoint
-from consent.export_formats import (
-    COLUMNS,
-    data_lines,
-    encode_entry,
-    iso27560,
-    ledger_lines,
-    sql_csv_line,
-    sql_json_line,
-    sql_values,
-)
-from consent.ledger import Checkpoint
-from consent.models import ConsentRecord, LedgerCheckpoint, db
-from consent.recording import iso
+from consent.export.formats import COLUMNS, iso27560, sql_csv_line, sql_json_line, sql_values
+from consent.ledger import leaves as ledger
+from consent.models import db
 from consent.snapshot_streams import SnapshotStreams, Spool, id_ranges
 from consent.texts import CATEGORIES
 
@@ -126,8 +113,6 @@ class ExportSource:
                 yield data, rows
 
         conninfo = db.engine.url.render_as_string(hide_password=False).replace("postgresql+psycopg://", "postgresql://")
-        # This connection is idle while the others read the records: it writes the ledger entries meanwhile.
-        self.spool = Spool(self._ledger_lines(fmt))
         yield from SnapshotStreams(conninfo, snapshot, id_ranges(first, last, SPAN), read)
 
     def _records(self) -> Iterator[dict[str, Any]]:
@@ -146,94 +131,5 @@ class ExportSource:
         cursor.close()
 
     def trailer(self, fmt: str, rows: int, now: datetime) -> Iterator[bytes]:
-        """The encoded ledger entries that prove the records, then the signed summary of the export."""
-        yield from self.spool.lines() if self.spool is not None else self._ledger_lines(fmt)
-        summary = {
-            "site": self.site,
-            "format": fmt,
-            "since": iso(self.since) if self.since else None,
-            "until": iso(self.until) if self.until else None,
-            "exported_at": iso(now),
-            "rows": rows,
-            **self.proof,
-        }
-        signature = ledger.export_signer(ledger.ledger_key()).get_signature(ledger.summary_digest(summary).encode())
-        yield encode_entry({"export": {**summary, "signature": signature.decode()}}, fmt)
-
-    def _ledger_lines(self, fmt: str) -> Iterator[bytes]:
-        """The ledger entries of the export (not its summary, whose parts they leave in ``self.proof``)."""
-        # Closed with the export: closing it would end this connection's transaction, whose snapshot
-        # the connections reading the records may still be about to take.
-        session = self.session = Session(bind=self.connection)
-        headers = [as_checkpoint(row, leaves=False) for row in session.scalars(self._relevant_checkpoints())]
-        seqs = [checkpoint.header["seq"] for checkpoint in headers]
-        for checkpoint, (leaves, labels) in zip(headers, self._leaves(seqs), strict=True):
-            signed = Checkpoint(checkpoint.header, checkpoint.signature, leaves, labels)
-            yield from ledger_lines(signed, self.scope, fmt)
-        newest = select(func.max(LedgerCheckpoint.last_id)).where(LedgerCheckpoint.site == self.site)
-        through = int(session.scalar(newest) or 0)
-        # The records no checkpoint covers yet, as leaves signed by this export, streamed.
-        root, count, last_id = hashlib.sha256(), 0, through
-        for batch in self._tail(session, through):
-            leaves = b"".join(ledger.pack_leaf(*record) for record in batch)
-            root.update(leaves)
-            count, last_id = count + len(batch), batch[-1][0]
-            yield from data_lines("leaves", "export", leaves, fmt)
-            yield from data_lines("labels", "export", b"".join(ledger.label(record[2]) for record in batch), fmt)
-        self.proof = {
-            "checkpoints": list(seqs),
-            "after_id": through,
-            "last_id": last_id,
-            "leaf_count": count,
-            "root": root.hexdigest(),
-        }
-
-    def _leaves(self, seqs: list[int]) -> Iterator[tuple[bytes, bytes]]:
-        """The leaves and labels of these checkpoints, in order, one at a time (PostgreSQL: in binary)."""
-        for start in range(0, len(seqs), 500):
-            wanted = seqs[start : start + 500]
-            if self.dialect == "postgresql":
-                query = "SELECT leaves, labels FROM ledger_checkpoints WHERE site = %s AND seq = ANY(%s) ORDER BY seq"
-                cursor = self.raw.cursor(name=f"leaves{start}", binary=True)
-                cursor.itersize = 1
-                cursor.execute(query, (self.site, wanted))
-            else:
-                marks = ", ".join("?" * len(wanted))
-                query = (
-                    f"SELECT leaves, labels FROM ledger_checkpoints WHERE site = ? AND seq IN ({marks}) ORDER BY seq"
-                )
-                cursor = self.raw.execute(query, (self.site, *wanted))
-            for leaves, labels in cursor:
-                yield bytes(leaves), bytes(labels)
-            cursor.close()
-
-    def _relevant_checkpoints(self) -> Select[tuple[LedgerCheckpoint]]:
-        """The seals and erasures that overlap the range, and the newest purge (without their leaves)."""
-        overlapping = [LedgerCheckpoint.kind.in_(("seal", "forget"))]
-        if self.since is not None:
-            overlapping.append(LedgerCheckpoint.last_at >= self.since)
-        if self.until is not None:
-            overlapping.append(LedgerCheckpoint.first_at < self.until)
-        newest_purge = (
-            select(func.max(LedgerCheckpoint.seq))
-            .where(LedgerCheckpoint.site == self.site, LedgerCheckpoint.kind == "purge")
-            .scalar_subquery()
-        )
-        return (
-            select(LedgerCheckpoint)
-            .where(LedgerCheckpoint.site == self.site, or_(and_(*overlapping), LedgerCheckpoint.seq == newest_purge))
-            .order_by(LedgerCheckpoint.seq)
-            .options(defer(LedgerCheckpoint.leaves), defer(LedgerCheckpoint.labels))
-        )
-
-    def _tail(self, session: Session, through: int) -> Iterator[list[tuple[int, datetime, str, str]]]:
-        """The exported records no checkpoint covers yet, in batches."""
-        query = select(ConsentRecord.id, ConsentRecord.recorded_at, ConsentRecord.consent_id, ConsentRecord.record_hash)
-        query = query.where(ConsentRecord.site == self.site, ConsentRecord.id > through)
-        if self.since is not None:
-            query = query.where(ConsentRecord.recorded_at >= self.since)
-        if self.until is not None:
-            query = query.where(ConsentRecord.recorded_at < self.until)
-        result = session.execute(query.order_by(ConsentRecord.id).execution_options(yield_per=FETCH))
-        for partition in result.partitions():
-            yield [(row.id, row.recorded_at, row.consent_id, row.record_hash) for row in partition]
+        """Nothing: an export is a plain table; its proof travels beside it."""
+        return iter(())

@@ -5,7 +5,7 @@ come as one ``Block``: their id-and-digest pairs, which the verifier compares
 with the seal's leaves in one go. Only a block that does not match is read
 again record by record.
 
-PostgreSQL hashes every record itself (canonical JSON, SHA-256) and joins the
+PostgreSQL hashes every record itself (0x00 and the canonical JSON, SHA-256) and joins the
 pairs of a range into one value; two connections on the caller's snapshot
 share the ranges. SQLite writes each record's canonical JSON and Python
 hashes it. Either way a record whose hash does not match is hashed again in
@@ -23,16 +23,16 @@ from typing import Any
 
 import psycopg
 
-from consent import chain
-from consent.ledger import Checkpoint
+from consent.ledger.canonical import BOOLEAN_FIELDS as BOOLEANS
+from consent.ledger.canonical import HASHED_FIELDS, record_hash
+from consent.ledger.leaves import Seal
+from consent.ledger.seals import with_leaves
 from consent.models import ConsentRecord, db
-from consent.recording import HASHED_FIELDS, record_hash
 from consent.snapshot_streams import SnapshotStreams, id_ranges
-from consent.verification import Block, Row
+from consent.verify.checker import Block, Row
 
 SPAN = 10_000  # ids per range outside the seals (records not sealed yet)
 MAX_ID = 2**63 - 1
-BOOLEANS = frozenset(("necessary", "functional", "analytics", "advertising", "gpc", "dnt"))
 SQLITE_MOMENT = "substr(recorded_at, 1, 10) || 'T' || substr(recorded_at, 12, 12) || 'Z'"
 POSTGRESQL_MOMENT = """to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"""
 
@@ -107,7 +107,7 @@ def postgresql_records(site: str, seals: list[tuple[int, int]]) -> Generator[Blo
         return
     snapshot = raw.execute("SELECT pg_export_snapshot()").fetchone()[0]
     hashed = (
-        f"SELECT id, record_hash, consent_id, sha256(convert_to({sql_canonical('postgresql')}, 'UTF8')) AS digest "
+        f"SELECT id, record_hash, consent_id, sha256('\\x00'::bytea || convert_to({sql_canonical('postgresql')}, 'UTF8')) AS digest "
         "FROM consent_records WHERE site = %s AND id >= %s AND id <= %s ORDER BY id OFFSET 0"
     )
     # Rows come to string_agg in id order; were they ever not, the pairs would not match and the
@@ -177,13 +177,14 @@ class SqliteLog:
         self.lock = threading.Lock()
         self.leaves: dict[Any, tuple[bytes, bytes]] = {}
 
-    def load(self, checkpoint: Checkpoint) -> Checkpoint:
-        """``checkpoint`` with its leaves and labels: read ahead with its records, or now."""
-        found = self.leaves.pop(checkpoint.header["seq"], None)
+    def load(self, seal: Seal) -> Seal:
+        """``seal`` with its leaves and labels: read ahead with its records, or now."""
+        found = self.leaves.pop(seal.seq, None)
         if found is not None:
-            return Checkpoint(checkpoint.header, checkpoint.signature, *found)
+            seal.leaves, seal.labels = found
+            return seal
         with self.lock:
-            return chain.with_leaves(checkpoint)
+            return with_leaves(seal)
 
     def records(self, seals: list[tuple[int, int]]) -> Generator[Block, None, None]:
         """The site's records as blocks; SQLite writes each record's canonical JSON, Python hashes it."""
@@ -196,7 +197,7 @@ class SqliteLog:
         for (low, high), found in zip(ranges, _read_ahead(self._fetch, ranges), strict=True):
             pairs, same = [], bool(found) and found[0][0] > 0  # ids in order: the first is the lowest
             for record_id, stored, canonical in found if same else ():
-                digest = sha256(canonical).digest()
+                digest = sha256(b"\x00" + canonical).digest()
                 same = same and digest.hex() == stored
                 pairs.append(record_id.to_bytes(8, "big") + digest[:16])
             yield _block(first, last, low, high, len(found), same, b"".join(pairs), partial(self._rows, low, high))
@@ -206,8 +207,7 @@ class SqliteLog:
         # "+site": without statistics SQLite would read the site's index and sort the range by id.
         query = f"SELECT id, record_hash, CAST({sql_canonical('sqlite')} AS BLOB) FROM consent_records "
         query += "WHERE +site = ? AND id >= ? AND id <= ? ORDER BY id"
-        leaves = "SELECT seq, leaves, labels FROM ledger_checkpoints "
-        leaves += "WHERE site = ? AND kind = 'seal' AND last_id >= ? AND last_id <= ?"
+        leaves = "SELECT seq, leaves, labels FROM ledger_seals WHERE site = ? AND last_id >= ? AND last_id <= ?"
         with self.lock:
             found = self.raw.execute(query, (self.site, low, high)).fetchall()
             for seq, *stored in self.raw.execute(leaves, (self.site, low, high)):
@@ -221,7 +221,7 @@ class SqliteLog:
         with self.lock:
             found = self.raw.execute(query, (self.site, low, high)).fetchall()
         for record_id, consent_id, stored, canonical in found:
-            same = hashlib.sha256(canonical).hexdigest() == stored
+            same = hashlib.sha256(b"\x00" + canonical).hexdigest() == stored
             if not same:
                 with self.lock:
                     same = _recheck(record_id)
