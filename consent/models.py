@@ -186,7 +186,11 @@ class LedgerSeal(db.Model):  # type: ignore[name-defined,misc]
     """
 
     __tablename__ = "ledger_seals"
-    __table_args__ = (UniqueConstraint("site", "seq"), UniqueConstraint("site", "first_index"))
+    __table_args__ = (
+        UniqueConstraint("site", "seq"),
+        UniqueConstraint("site", "first_index"),
+        Index("ix_ledger_seals_site_last_at", "site", "last_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     site: Mapped[str] = mapped_column(String(40))
@@ -195,6 +199,9 @@ class LedgerSeal(db.Model):  # type: ignore[name-defined,misc]
     leaf_count: Mapped[int]
     after_id: Mapped[int] = mapped_column(BigInteger)
     last_id: Mapped[int] = mapped_column(BigInteger)
+    # The earliest and latest recorded_at among the leaves: where an export's time range starts and ends.
+    first_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_at: Mapped[datetime] = mapped_column(UTCDateTime())
     sealed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     leaves: Mapped[bytes] = mapped_column(LargeBinary)
     labels: Mapped[bytes] = mapped_column(LargeBinary)

@@ -89,6 +89,8 @@ def _seal_once(site: str, horizon: int) -> tuple[int, bool, LedgerHead | None] |
             after_id=through,
             # A seal claims every record up to its last_id: up to the horizon, or its last row when it is full.
             last_id=rows[-1].id if more else horizon,
+            first_at=min(row.recorded_at for row in rows),
+            last_at=max(row.recorded_at for row in rows),
             sealed_at=now,
             leaves=b"".join(
                 LEAF.pack(row.id, epoch_ms(row.recorded_at), subject(row.consent_id), digest)

@@ -68,6 +68,8 @@ def upgrade():
         sa.Column("leaf_count", sa.Integer(), nullable=False),
         sa.Column("after_id", sa.BigInteger(), nullable=False),
         sa.Column("last_id", sa.BigInteger(), nullable=False),
+        sa.Column("first_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("sealed_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("leaves", sa.LargeBinary(), nullable=False),
         sa.Column("labels", sa.LargeBinary(), nullable=False),
@@ -75,6 +77,7 @@ def upgrade():
         sa.UniqueConstraint("site", "seq", name=op.f("uq_ledger_seals_site")),
         sa.UniqueConstraint("site", "first_index", name="uq_ledger_seals_site_first_index"),
     )
+    op.create_index("ix_ledger_seals_site_last_at", "ledger_seals", ["site", "last_at"])
     op.create_table(
         "ledger_tiles",
         sa.Column("site", sa.String(length=40), nullable=False),

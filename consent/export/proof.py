@@ -1,0 +1,169 @@
+"""The detached proof of an export: which leaves of the site's tree the exported records are, and why to believe it.
+
+An export covers one contiguous run of leaves, ``[first_index, end_index)``,
+of the tree under one signed head: from the first leaf recorded at or after
+``since`` to the last recorded before ``until``, no further than the head. It
+holds every record whose id lies between those leaves' records (so that a
+record inserted behind the ledger's back shows up). The proof carries:
+
+- ``head``: the signed tree head the range is proven against;
+- ``export``: a signed statement of the site, the time range and the leaf range;
+- ``seals``: the seals' leaves within the range (trimmed at its ends) and their labels;
+- ``range_proof``: the hashes of the largest subtrees outside the range
+  (consent.ledger.tree.range_proof): with the range's leaf hashes they give the head's root;
+- ``erasures``: the signed erasures that name leaves in the range;
+- ``inventories``: the inventory versions the site has shown, by hash;
+- ``keys``: the published key set.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from consent.ledger import tree
+from consent.ledger.canonical import iso
+from consent.ledger.events import erasures
+from consent.ledger.heads import as_json
+from consent.ledger.keys import key_set, private_key
+from consent.ledger.leaves import LABEL_SIZE, LEAF, Seal, epoch_ms, unpack_leaves
+from consent.ledger.seals import as_seal
+from consent.ledger.signing import EXPORT, sign
+from consent.ledger.tiles import StoredTree
+from consent.models import InventoryVersion, LedgerHead, LedgerSeal, utcnow
+
+PROOF_TYPE = "consent/export-proof/v1"
+
+
+@dataclass
+class ExportRange:
+    """The leaves ``[first_index, end_index)`` under ``head``; their records have ids ``first_id..last_id``."""
+
+    site: str
+    since: datetime | None
+    until: datetime | None
+    head: LedgerHead | None
+    pieces: list[Seal]
+
+    @property
+    def first_index(self) -> int:
+        return self.pieces[0].first_index if self.pieces else (self.head.tree_size if self.head else 0)
+
+    @property
+    def end_index(self) -> int:
+        return self.pieces[-1].end_index if self.pieces else self.first_index
+
+    @property
+    def first_id(self) -> int | None:
+        return self.pieces[0].after_id + 1 if self.pieces else None
+
+    @property
+    def last_id(self) -> int | None:
+        return self.pieces[-1].last_id if self.pieces else None
+
+
+def _trim(seal: Seal, start: int, end: int) -> Seal:
+    """The part of ``seal`` at tree positions ``[start, end)`` (positions within the seal's own)."""
+    low, high = max(start, seal.first_index) - seal.first_index, min(end, seal.end_index) - seal.first_index
+    leaves = unpack_leaves(seal.leaves)
+    after_id = seal.after_id if low == 0 else leaves[low - 1][0]
+    last_id = seal.last_id if high == seal.leaf_count else leaves[high - 1][0]
+    return Seal(
+        seal.site, seal.seq, seal.first_index + low, high - low, after_id, last_id,
+        seal.leaves[low * LEAF.size : high * LEAF.size], seal.labels[low * LABEL_SIZE : high * LABEL_SIZE],
+    )  # fmt: skip
+
+
+def export_range(
+    session: Session, site: str, since: datetime | None, until: datetime | None, tree_size: int | None = None
+) -> ExportRange:
+    """The leaves an export of ``[since, until)`` covers, under the newest head (or the head at ``tree_size``)."""
+    query = select(LedgerHead).where(LedgerHead.site == site)
+    query = query.where(LedgerHead.tree_size == tree_size) if tree_size is not None else query
+    head = session.scalars(query.order_by(LedgerHead.tree_size.desc()).limit(1)).first()
+    if head is None:
+        return ExportRange(site, since, until, None, [])
+    seals = select(LedgerSeal).where(LedgerSeal.site == site, LedgerSeal.first_index < head.tree_size)
+    if since is not None:
+        seals = seals.where(LedgerSeal.last_at >= since)
+    if until is not None:
+        seals = seals.where(LedgerSeal.first_at < until)
+    rows = [as_seal(row) for row in session.scalars(seals.order_by(LedgerSeal.seq))]
+    low_ms = epoch_ms(since) if since is not None else None
+    high_ms = epoch_ms(until) if until is not None else None
+    positions = [
+        seal.first_index + position
+        for seal in (rows[:1] + rows[-1:] if len(rows) > 1 else rows)
+        for position, (_, moment, _, _) in enumerate(unpack_leaves(seal.leaves))
+        if (low_ms is None or moment >= low_ms) and (high_ms is None or moment < high_ms)
+        and seal.first_index + position < head.tree_size
+    ]  # fmt: skip
+    if not positions:
+        return ExportRange(site, since, until, head, [])
+    start, end = min(positions), max(positions) + 1
+    return ExportRange(
+        site,
+        since,
+        until,
+        head,
+        [_trim(seal, start, end) for seal in rows if seal.end_index > start and seal.first_index < end],
+    )
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def build_proof(session: Session, scope: ExportRange, fmt: str) -> dict[str, Any]:
+    """The proof of the records of ``scope`` exported as ``fmt`` (one JSON document)."""
+    head = scope.head
+    size = head.tree_size if head is not None else 0
+    start, end = scope.first_index, scope.end_index
+    hashes = tree.range_proof(start, end, size, StoredTree(scope.site).hash_range) if head is not None else []
+    statement = {
+        "type": EXPORT,
+        "site": scope.site,
+        "format": fmt,
+        "since": iso(scope.since) if scope.since else None,
+        "until": iso(scope.until) if scope.until else None,
+        "first_index": start,
+        "end_index": end,
+        "tree_size": size,
+        "root_hash": head.root_hash if head is not None else tree.EMPTY_ROOT.hex(),
+        "exported_at": iso(utcnow()),
+    }
+    named = [
+        event
+        for event in erasures(scope.site)
+        if any(low < end and high > start for low, high in event.get("leaves", []))
+    ]
+    versions = session.scalars(
+        select(InventoryVersion).where(InventoryVersion.site == scope.site).order_by(InventoryVersion.first_served_at)
+    )
+    return {
+        "type": PROOF_TYPE,
+        "site": scope.site,
+        "head": as_json(head) if head is not None else None,
+        "export": sign(private_key(), statement),
+        "seals": [
+            {**piece.header(), "leaves": _b64(piece.leaves), "labels": _b64(piece.labels)} for piece in scope.pieces
+        ],
+        "range_proof": [value.hex() for value in hashes],
+        "erasures": named,
+        "inventories": [
+            {"hash": version.hash, "revision": version.revision, "first_served_at": iso(version.first_served_at)}
+            for version in versions
+        ],
+        "keys": key_set(),
+    }
+
+
+def encode_proof(proof: dict[str, Any]) -> bytes:
+    """The proof as the JSON file it is written to."""
+    return (json.dumps(proof, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
