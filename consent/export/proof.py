@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from consent.ledger import tree
 from consent.ledger.canonical import iso
@@ -43,33 +44,21 @@ PROOF_TYPE = "consent/export-proof/v1"
 
 @dataclass
 class ExportRange:
-    """The leaves ``[first_index, end_index)`` under ``head``; their records have ids ``first_id..last_id``."""
+    """The leaves ``[first_index, end_index)`` under ``head``, in ``seals`` (headers only); ids ``first_id..last_id``."""
 
     site: str
     since: datetime | None
     until: datetime | None
     head: LedgerHead | None
-    pieces: list[Seal]
-
-    @property
-    def first_index(self) -> int:
-        return self.pieces[0].first_index if self.pieces else (self.head.tree_size if self.head else 0)
-
-    @property
-    def end_index(self) -> int:
-        return self.pieces[-1].end_index if self.pieces else self.first_index
-
-    @property
-    def first_id(self) -> int | None:
-        return self.pieces[0].after_id + 1 if self.pieces else None
-
-    @property
-    def last_id(self) -> int | None:
-        return self.pieces[-1].last_id if self.pieces else None
+    seals: list[Seal]
+    first_index: int = 0
+    end_index: int = 0
+    first_id: int | None = None
+    last_id: int | None = None
 
 
 def _trim(seal: Seal, start: int, end: int) -> Seal:
-    """The part of ``seal`` at tree positions ``[start, end)`` (positions within the seal's own)."""
+    """The part of ``seal`` (leaves read) at tree positions ``[start, end)``."""
     low, high = max(start, seal.first_index) - seal.first_index, min(end, seal.end_index) - seal.first_index
     leaves = unpack_leaves(seal.leaves)
     after_id = seal.after_id if low == 0 else leaves[low - 1][0]
@@ -80,48 +69,72 @@ def _trim(seal: Seal, start: int, end: int) -> Seal:
     )  # fmt: skip
 
 
+def _with_leaves(session: Session, seal: Seal) -> Seal:
+    found = session.execute(
+        select(LedgerSeal.leaves, LedgerSeal.labels).where(LedgerSeal.site == seal.site, LedgerSeal.seq == seal.seq)
+    ).one()
+    seal.leaves, seal.labels = bytes(found.leaves), bytes(found.labels)
+    return seal
+
+
 def export_range(
     session: Session, site: str, since: datetime | None, until: datetime | None, tree_size: int | None = None
 ) -> ExportRange:
-    """The leaves an export of ``[since, until)`` covers, under the newest head (or the head at ``tree_size``)."""
+    """The leaves an export of ``[since, until)`` covers, under the newest head (or the head at ``tree_size``).
+
+    Only the first and last seal's leaves are read, to find where the range starts and ends.
+    """
     query = select(LedgerHead).where(LedgerHead.site == site)
     query = query.where(LedgerHead.tree_size == tree_size) if tree_size is not None else query
     head = session.scalars(query.order_by(LedgerHead.tree_size.desc()).limit(1)).first()
+    scope = ExportRange(site, since, until, head, [])
     if head is None:
-        return ExportRange(site, since, until, None, [])
-    seals = select(LedgerSeal).where(LedgerSeal.site == site, LedgerSeal.first_index < head.tree_size)
+        return scope
+    seals = (
+        select(LedgerSeal)
+        .where(LedgerSeal.site == site, LedgerSeal.first_index < head.tree_size)
+        .options(defer(LedgerSeal.leaves), defer(LedgerSeal.labels))
+    )
     if since is not None:
         seals = seals.where(LedgerSeal.last_at >= since)
     if until is not None:
         seals = seals.where(LedgerSeal.first_at < until)
-    rows = [as_seal(row) for row in session.scalars(seals.order_by(LedgerSeal.seq))]
+    found = [as_seal(row, leaves=False) for row in session.scalars(seals.order_by(LedgerSeal.seq))]
+    for row in session.identity_map.values():
+        session.expunge(row)
+    if not found:
+        scope.first_index = scope.end_index = head.tree_size
+        return scope
     low_ms = epoch_ms(since) if since is not None else None
     high_ms = epoch_ms(until) if until is not None else None
-    positions = [
-        seal.first_index + position
-        for seal in (rows[:1] + rows[-1:] if len(rows) > 1 else rows)
-        for position, (_, moment, _, _) in enumerate(unpack_leaves(seal.leaves))
-        if (low_ms is None or moment >= low_ms) and (high_ms is None or moment < high_ms)
-        and seal.first_index + position < head.tree_size
-    ]  # fmt: skip
+    positions = []
+    for seal in {id(seal): seal for seal in (found[0], found[-1])}.values():
+        _with_leaves(session, seal)
+        for position, (_, moment, _, _) in enumerate(unpack_leaves(seal.leaves)):
+            inside = (low_ms is None or moment >= low_ms) and (high_ms is None or moment < high_ms)
+            if inside and seal.first_index + position < head.tree_size:
+                positions.append(seal.first_index + position)
     if not positions:
-        return ExportRange(site, since, until, head, [])
-    start, end = min(positions), max(positions) + 1
-    return ExportRange(
-        site,
-        since,
-        until,
-        head,
-        [_trim(seal, start, end) for seal in rows if seal.end_index > start and seal.first_index < end],
-    )
+        scope.first_index = scope.end_index = head.tree_size
+        return scope
+    scope.first_index, scope.end_index = min(positions), max(positions) + 1
+    scope.seals = [seal for seal in found if seal.end_index > scope.first_index and seal.first_index < scope.end_index]
+    first, last = _trim(scope.seals[0], scope.first_index, scope.end_index), None
+    last = _trim(scope.seals[-1], scope.first_index, scope.end_index)
+    scope.first_id, scope.last_id = first.after_id + 1, last.last_id
+    return scope
 
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def build_proof(session: Session, scope: ExportRange, fmt: str) -> dict[str, Any]:
-    """The proof of the records of ``scope`` exported as ``fmt`` (one JSON document)."""
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def proof_chunks(session: Session, scope: ExportRange, fmt: str) -> Iterator[bytes]:
+    """The proof of the records of ``scope`` exported as ``fmt``: one JSON document, written a seal at a time."""
     head = scope.head
     size = head.tree_size if head is not None else 0
     start, end = scope.first_index, scope.end_index
@@ -146,14 +159,11 @@ def build_proof(session: Session, scope: ExportRange, fmt: str) -> dict[str, Any
     versions = session.scalars(
         select(InventoryVersion).where(InventoryVersion.site == scope.site).order_by(InventoryVersion.first_served_at)
     )
-    return {
+    opening = {
         "type": PROOF_TYPE,
         "site": scope.site,
         "head": as_json(head) if head is not None else None,
         "export": sign(private_key(), statement),
-        "seals": [
-            {**piece.header(), "leaves": _b64(piece.leaves), "labels": _b64(piece.labels)} for piece in scope.pieces
-        ],
         "range_proof": [value.hex() for value in hashes],
         "erasures": named,
         "inventories": [
@@ -162,8 +172,10 @@ def build_proof(session: Session, scope: ExportRange, fmt: str) -> dict[str, Any
         ],
         "keys": key_set(),
     }
-
-
-def encode_proof(proof: dict[str, Any]) -> bytes:
-    """The proof as the JSON file it is written to."""
-    return (json.dumps(proof, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+    yield (_dumps(opening)[:-1] + ',"seals":[').encode()
+    for number, seal in enumerate(scope.seals):
+        piece = _trim(_with_leaves(session, seal), start, end)
+        seal.leaves = seal.labels = b""  # one seal's leaves in memory at a time
+        entry = {**piece.header(), "leaves": _b64(piece.leaves), "labels": _b64(piece.labels)}
+        yield (("," if number else "") + _dumps(entry)).encode()
+    yield b"]}\n"
