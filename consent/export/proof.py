@@ -100,7 +100,7 @@ def export_range(
     if until is not None:
         seals = seals.where(LedgerSeal.first_at < until)
     found = [as_seal(row, leaves=False) for row in session.scalars(seals.order_by(LedgerSeal.seq))]
-    for row in session.identity_map.values():
+    for row in list(session.identity_map.values()):
         session.expunge(row)
     if not found:
         scope.first_index = scope.end_index = head.tree_size
