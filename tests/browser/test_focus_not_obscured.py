@@ -16,10 +16,12 @@ PAGE_FOCUSABLES = """() => {
     const found = [];
     const visit = (root) => {
         for (const node of root.querySelectorAll('a[href], button, input, select, textarea, iframe, [tabindex]')) {
-            if (!node.closest('#consent-banner') && !node.disabled && node.tabIndex >= 0 && node.getClientRects().length)
-                found.push(node);
+            const shown = node.getClientRects().length;
+            if (!node.closest('#consent-banner') && !node.disabled && node.tabIndex >= 0 && shown) found.push(node);
         }
-        for (const host of root.querySelectorAll('*')) if (host.shadowRoot && host.id !== 'consent-banner') visit(host.shadowRoot);
+        for (const host of root.querySelectorAll('*')) {
+            if (host.shadowRoot && host.id !== 'consent-banner') visit(host.shadowRoot);
+        }
     };
     visit(document);
     return found.length;
@@ -33,11 +35,16 @@ FOCUSED_IN_SIGHT = """() => {
     const box = a.getBoundingClientRect();
     const x = box.left + box.width / 2, y = box.top + box.height / 2;
     let hit = document.elementFromPoint(x, y);
-    while (hit && hit.shadowRoot && hit.shadowRoot.elementFromPoint(x, y) && hit.shadowRoot.elementFromPoint(x, y) !== hit)
-        hit = hit.shadowRoot.elementFromPoint(x, y);
+    while (hit && hit.shadowRoot) {
+        const inner = hit.shadowRoot.elementFromPoint(x, y);
+        if (!inner || inner === hit) break;
+        hit = inner;
+    }
     const name = (a.textContent || a.getAttribute('title') || a.tagName).trim().slice(0, 40);
-    return {name: name, key: a.tagName + ':' + name + ':' + Math.round(box.left + scrollX) + ',' + Math.round(box.top + scrollY), inSight: !!hit && a.contains(hit),
-            hit: hit ? hit.tagName + (hit.getRootNode().host?.id === 'consent-banner' ? ' of the banner' : '') : null};
+    const where = Math.round(box.left + scrollX) + ',' + Math.round(box.top + scrollY);
+    const banner = hit && hit.getRootNode().host?.id === 'consent-banner';
+    return {name: name, key: a.tagName + ':' + name + ':' + where, inSight: !!hit && a.contains(hit),
+            hit: hit ? hit.tagName + (banner ? ' of the banner' : '') : null};
 }"""
 
 
