@@ -13,6 +13,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
+from consent.banner_replay import REPLAYABLE, BannerReplay
 from consent.database import remember_inventory
 from consent.inventory import Site, get_site
 
@@ -41,6 +42,8 @@ bp = Blueprint(
     static_url_path="/static/demo",
     template_folder=str(ROOT / "templates"),
 )
+# Repeated requests for the script are answered as the view first answered them (consent.banner_replay).
+bp.record_once(lambda state: setattr(state.app, "wsgi_app", BannerReplay(state.app.wsgi_app)))
 
 
 @dataclass(frozen=True)
@@ -173,6 +176,9 @@ def banner_script(site: str) -> ResponseReturnValue:
     """The embed script with the site's configuration; ETag, 304 and gzip when accepted."""
     current = get_site(site)
     remember_inventory(current)
+    if current.hash in current_app.extensions.get("consent.stored_versions", ()):
+        # Stored: the answer may be sent again without this view (consent.banner_replay).
+        request.environ[REPLAYABLE] = True
     script = _cached_script(current, request.host_url.rstrip("/"))
     body, etag = script.representation(request.accept_encodings["gzip"] > 0)
     if request.if_none_match.contains_weak(etag):

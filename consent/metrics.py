@@ -49,16 +49,23 @@ def metrics() -> Response:
 _latency_children: dict[tuple[str, str, int], Any] = {}
 
 
+def observe_latency(route: str, method: str, status: int, seconds: float) -> None:
+    """Count one answer in the latency histogram."""
+    key = (route, method, status)
+    child = _latency_children.get(key)
+    if child is None:
+        child = _latency_children[key] = REQUEST_LATENCY.labels(route, method, str(status))
+    child.observe(seconds)
+
+
 def _observe(response: Response) -> Response:
     started = g.get("started")
     if started is not None:
         incoming = request._get_current_object()  # type: ignore[attr-defined]
         rule = incoming.url_rule
-        key = (rule.rule if rule else "unmatched", incoming.method, response.status_code)
-        child = _latency_children.get(key)
-        if child is None:
-            child = _latency_children[key] = REQUEST_LATENCY.labels(key[0], key[1], str(key[2]))
-        child.observe(time.perf_counter() - started)
+        observe_latency(
+            rule.rule if rule else "unmatched", incoming.method, response.status_code, time.perf_counter() - started
+        )
     return response
 
 

@@ -24,11 +24,15 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+def request_id(given: str | None) -> str:
+    """The client's X-Request-ID when it is a plain token, else a new random one."""
+    return given if given and REQUEST_ID.match(given) else secrets.token_hex(16)
+
+
 def _assign_request_id() -> None:
     # When the request started, for the latency metric (consent.metrics): one hook instead of two.
     g.started = time.perf_counter()
-    given = request.headers.get("X-Request-ID", "")
-    g.request_id = given if REQUEST_ID.match(given) else secrets.token_hex(16)
+    g.request_id = request_id(request.headers.get("X-Request-ID"))
 
 
 def _echo_request_id(response: Response) -> Response:

@@ -15,7 +15,7 @@
   const BLOCKED_SCRIPT = 'script[type="text/plain"][data-consent]';
   const BLOCKED_FRAME = 'iframe[data-consent][data-src]';
   const CSS = `
-:host{all:initial;--c-bg:var(--consent-bg,#fff);--c-fg:var(--consent-fg,#1f2328);--c-muted:var(--consent-muted,#4b535d);
+:host{all:initial;display:block;--c-bg:var(--consent-bg,#fff);--c-fg:var(--consent-fg,#1f2328);--c-muted:var(--consent-muted,#4b535d);
 --c-accent:var(--consent-accent,#1d4ed8);--c-accent-fg:var(--consent-accent-fg,#fff);--c-focus:var(--consent-focus,#b45309);
 --c-radius:var(--consent-radius,6px);font:var(--consent-font,15px/1.5 system-ui,sans-serif);color:var(--c-fg)}
 *{box-sizing:border-box;font:inherit;color:inherit}
@@ -455,7 +455,20 @@ summary{cursor:pointer;color:var(--c-accent);margin:.25rem 0}
     root.append(layer, dialog);
     document.body.append(host);
     ui = { host: host, root: root, layer: layer, dialog: dialog, notice: notice, opener: null };
+    // Showing, hiding and any change of size (text, viewport, zoom) resize the layer.
+    if (CONFIG.layout === 'bar') new ResizeObserver(makeRoom).observe(layer);
     return ui;
+  }
+
+  /**
+   * While the bar shows, keep what gets focus on the page clear of it (WCAG 2.2 SC 2.4.11):
+   * the page's scroller pads its bottom by the bar's height, and the banner's host, last in the
+   * page, grows by as much, so that the page's last controls can scroll above the bar. Nothing
+   * on the page moves. Set through the CSSOM, which a Content-Security-Policy does not restrict.
+   */
+  function makeRoom() {
+    const height = ui.layer.offsetHeight ? ui.layer.offsetHeight + 'px' : '';
+    document.documentElement.style.scrollPaddingBottom = ui.host.style.height = height;
   }
 
   /** Fill the preferences dialog: toggles at once, descriptions and cookie tables once the inventory arrives. */

@@ -154,3 +154,67 @@ def test_demo_page_embeds_the_banner_under_a_strict_policy(client: FlaskClient) 
     assert "style=" not in html and "<style" not in html
     with client.get("/static/demo/analytics.js") as script:
         assert script.mimetype == "text/javascript"
+
+
+def _without_request_id(headers: Any) -> list[tuple[str, str]]:
+    return [(name, value) for name, value in headers.items() if name != "X-Request-ID"]
+
+
+@pytest.mark.parametrize("encoding", ["gzip, deflate, br", ""])
+def test_a_repeated_request_gets_the_first_answer_again_with_its_own_request_id(
+    app: Flask, client: FlaskClient, encoding: str
+) -> None:
+    headers = {"Accept-Encoding": encoding}
+    first = client.get("/s/demo/banner.js", headers=headers)
+    replay = app.wsgi_app
+    assert len(replay.answers) == 1  # type: ignore[attr-defined]
+    again = client.get("/s/demo/banner.js", headers=headers)
+    echoed = client.get("/s/demo/banner.js", headers={**headers, "X-Request-ID": "from-the-proxy-1"})
+    assert first.status_code == again.status_code == 200
+    assert again.data == first.data and _without_request_id(again.headers) == _without_request_id(first.headers)
+    assert again.headers["X-Request-ID"] != first.headers["X-Request-ID"]
+    assert re.fullmatch(r"[0-9a-f]{32}", again.headers["X-Request-ID"])
+    assert echoed.headers["X-Request-ID"] == "from-the-proxy-1"
+    assert len(replay.answers) == 1  # type: ignore[attr-defined]
+    # Security headers stay on.
+    assert again.headers["X-Content-Type-Options"] == "nosniff"
+    assert again.headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
+
+
+def test_a_revalidation_is_replayed_only_for_the_scripts_own_etag(app: Flask, client: FlaskClient) -> None:
+    etag = client.get("/s/demo/banner.js").headers["ETag"]
+    answers = [client.get("/s/demo/banner.js", headers={"If-None-Match": etag}) for _ in range(3)]
+    assert [a.status_code for a in answers] == [304, 304, 304]
+    assert _without_request_id(answers[2].headers) == _without_request_id(answers[0].headers)
+    assert answers[2].data == b""
+    # Weak, listed or stale ETags go through the view, which still answers them rightly.
+    assert client.get("/s/demo/banner.js", headers={"If-None-Match": f"W/{etag}"}).status_code == 304
+    assert client.get("/s/demo/banner.js", headers={"If-None-Match": f'"old", {etag}'}).status_code == 304
+    assert client.get("/s/demo/banner.js", headers={"If-None-Match": '"old"'}).status_code == 200
+    assert len(app.wsgi_app.answers) == 2  # type: ignore[attr-defined]
+
+
+def test_replayed_answers_never_cross_addresses_or_sites(client: FlaskClient) -> None:
+    for _ in range(2):
+        one = client.get("/s/demo/banner.js", base_url="https://one.example")
+        two = client.get("/s/demo/banner.js", base_url="https://two.example")
+        assert _config(one.data)["api"] == "https://one.example"
+        assert _config(two.data)["api"] == "https://two.example"
+    assert client.get("/s/nosuch/banner.js").status_code == 404
+    assert client.get("/s/nosuch/banner.js").status_code == 404
+    assert client.get("/demo/banner.js").status_code == 404
+
+
+def test_replayed_answers_are_counted_in_the_latency_metric(client: FlaskClient, admin_headers: Any) -> None:
+    def served() -> float:
+        text = client.get("/metrics", headers=admin_headers).get_data(as_text=True)
+        pattern = (
+            r'consent_request_duration_seconds_count\{method="GET",route="/s/<site>/banner.js",status="200"\} (\S+)'
+        )
+        match = re.search(pattern, text)
+        return float(match.group(1)) if match else 0.0
+
+    before = served()
+    for _ in range(5):
+        client.get("/s/demo/banner.js")
+    assert served() == before + 5 >= 5
