@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.serialization import (
 from flask import Blueprint, Flask, current_app, jsonify
 from flask.typing import ResponseReturnValue
 
+from consent.ledger.canonical import iso
 from consent.ledger.signing import KeySetError, PublicKey, key_id, parse_keys
 from consent.models import utcnow
 from consent.security import ConfigurationError
@@ -175,7 +176,7 @@ def retire_command(into: Path, minutes: int) -> None:
     document = json.loads(into.read_text()) if into.exists() else {"keys": []}
     current = public_keys()[key_id(private_key().public_key())]
     entry = {**current.as_json(), "not_after": None}
-    entry["not_after"] = (utcnow() + timedelta(minutes=minutes)).isoformat(timespec="seconds").replace("+00:00", "Z")
+    entry["not_after"] = iso(utcnow() + timedelta(minutes=minutes))
     document["keys"] = [key for key in document["keys"] if key.get("key_id") != current.key_id] + [entry]
     into.write_text(json.dumps(document, indent=2) + "\n")
     click.echo(

@@ -76,7 +76,7 @@ class PublicKey:
 
 
 def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z") if moment is not None else None
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z") if moment is not None else None
 
 
 class KeySetError(ValueError):
