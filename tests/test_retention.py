@@ -11,14 +11,14 @@ from typing import Any
 
 import psycopg
 import pytest
+from consent_log import choice, execute, findings, insert_records, post_choice, records, run, send
 from flask import Flask
 from flask_migrate import upgrade
 from sqlalchemy import func, insert, select
-from test_export import insert_records
-from test_ledger import execute, findings, post_choice, records, run
 
-from consent import chain, ledger, sealing
-from consent.models import ConsentEventKey, ConsentRecord, LedgerCheckpoint, db
+from consent.ledger import events, heads, sealing, seals
+from consent.ledger.leaves import subject
+from consent.models import ConsentEventKey, ConsentRecord, LedgerEvent, LedgerSeal, db
 from consent.partitions import month_partitions
 
 LONG_AGO = datetime.now(UTC) - timedelta(days=2000)  # the demo site keeps records 1825 days
@@ -30,7 +30,7 @@ def proof_app(make_app: Any) -> Flask:
 
 
 def old_and_new(app: Flask, monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, str]]:
-    """Three expired records and two recent ones, sealed two to a checkpoint."""
+    """Three expired records and two recent ones, sealed two to a seal."""
     monkeypatch.setattr(sealing, "MAX_LEAVES", 2)
     insert_records(app, [LONG_AGO + timedelta(minutes=minute) for minute in range(3)])
     client = app.test_client()
@@ -40,54 +40,60 @@ def old_and_new(app: Flask, monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, 
     return records(app)
 
 
+def signed_erasures(app: Flask) -> list[dict[str, Any]]:
+    with app.app_context():
+        return events.erasures("demo")
+
+
 def test_a_dry_run_counts_and_deletes_nothing(proof_app, monkeypatch):
     log = old_and_new(proof_app, monkeypatch)
     result = run(proof_app, "purge", "--dry-run")
     assert result.exit_code == 0
-    assert "demo: would purge 3 records recorded before" in result.output
-    assert "(retention 1825 days); 1 checkpoints dropped" in result.output
+    assert "demo: would purge 3 records recorded before" in result.output and "(retention 1825 days)" in result.output
     assert records(proof_app) == log
+    assert signed_erasures(proof_app) == []
 
 
 def test_purge_deletes_expired_records_and_what_remains_verifies(proof_app, monkeypatch):
     log = old_and_new(proof_app, monkeypatch)
+    with proof_app.app_context():
+        root_before = heads.latest("demo").root_hash  # type: ignore[union-attr]
     result = run(proof_app, "purge", "--site", "demo")
     assert result.exit_code == 0, result.output
-    assert "demo: purged 3 records" in result.output and "signed as checkpoint 4" in result.output
+    assert "demo: purged 3 records" in result.output and "signed as an erasure in the ledger" in result.output
     assert records(proof_app) == log[3:]
+    [purge] = signed_erasures(proof_app)
+    assert purge["kind"] == "purge" and purge["records"] == 3 and purge["leaves"] == [[0, 3]]
     with proof_app.app_context():
-        stored = chain.checkpoints("demo")
-    # The seal of the first two expired records is gone; the one holding an expired and a kept record stays.
-    assert [(c.header["seq"], c.header["kind"]) for c in stored] == [(2, "seal"), (3, "seal"), (4, "purge")]
-    assert stored[-1].header["detail"]["purged"] == 3
-    assert stored[-1].header["detail"]["start"] == {"seq": 2, "previous": stored[0].header["previous"]}
+        # The leaves stay: every head still verifies, and the purged leaves stay provable.
+        assert heads.latest("demo").root_hash == root_before  # type: ignore[union-attr]
+        assert seals.tree_size("demo") == 5
     verified = run(proof_app, "verify", "--site", "demo")
     assert verified.exit_code == 0, verified.output
-    assert "2 records checked, 2 sealed" in verified.output and "1 purged" in verified.output
+    assert "2 records checked, 2 sealed" in verified.output and "3 purged" in verified.output
     assert run(proof_app, "purge").output.startswith("demo: purged 0 records")
 
 
-def test_removing_the_purge_event_or_more_old_checkpoints_is_detected(proof_app, monkeypatch):
-    old_and_new(proof_app, monkeypatch)
+def test_removing_the_purge_event_is_detected(proof_app, monkeypatch):
+    log = old_and_new(proof_app, monkeypatch)
     run(proof_app, "purge")
-    execute(proof_app, "DELETE FROM ledger_checkpoints WHERE seq = 2")
+    execute(proof_app, "DELETE FROM ledger_events")
     result = run(proof_app, "verify", "--site", "demo")
     assert result.exit_code == 1
-    assert "checkpoint 3: the chain should start at checkpoint 2: older checkpoints were removed" in result.output
+    # Removed, named by record id; the purge blanked their consent IDs from the ledger.
+    assert {("removed", record_id, "unknown") for record_id, _ in log[:3]} <= findings(result.output)
 
 
 def test_a_purge_forged_without_the_key_does_not_excuse_a_deletion(proof_app, monkeypatch):
     log = old_and_new(proof_app, monkeypatch)
+    run(proof_app, "purge")
     execute(proof_app, "DELETE FROM consent_records WHERE id = :id", id=log[3][0])
+    # The forger widens the purge to cover the record they deleted, without the key to sign it again.
     with proof_app.app_context():
-        newest = chain.latest("demo")
-        fake = chain.append("demo", "purge", newest, newest.last_id, newest.last_id, detail={})
-        fake.detail = {
-            "absent_before_ms": ledger.epoch_ms(datetime.now(UTC)),
-            "start": {"seq": 1, "previous": "0" * 64},
-        }
-        fake.signature = ledger.ledger_signer("not-the-key").get_signature(chain.as_checkpoint(fake).digest.encode())
-        fake.signature = fake.signature.decode()
+        event = db.session.scalars(select(LedgerEvent)).one()
+        signed = json.loads(event.signed)
+        signed["leaves"] = [[0, 4]]
+        event.signed = json.dumps(signed)
         db.session.commit()
     result = run(proof_app, "verify", "--site", "demo")
     assert result.exit_code == 1
@@ -95,7 +101,7 @@ def test_a_purge_forged_without_the_key_does_not_excuse_a_deletion(proof_app, mo
     assert ("removed", *log[3]) in findings(result.output)
 
 
-def test_forget_erases_a_visitor_leaving_a_tombstone_that_verifies(proof_app):
+def test_forget_erases_a_visitor_leaving_a_signed_erasure_that_verifies(proof_app):
     client = proof_app.test_client()
     first = post_choice(client)
     post_choice(client, action="withdraw", choices={}, consent_id=first["consent_id"], receipt=first["receipt"])
@@ -103,13 +109,16 @@ def test_forget_erases_a_visitor_leaving_a_tombstone_that_verifies(proof_app):
     run(proof_app, "seal")
     result = run(proof_app, "forget", "--site", "demo", first["consent_id"])
     assert result.exit_code == 0, result.output
-    assert f"demo: erased 2 records of consent ID {first['consent_id']}; tombstone: checkpoint 2" in result.output
+    assert f"demo: erased 2 records of consent ID {first['consent_id']}; signed as an erasure" in result.output
     assert [consent_id for _, consent_id in records(proof_app)] == [other["consent_id"]]
     with proof_app.app_context():
-        seal, tombstone = chain.checkpoints("demo")
-    assert uuid.UUID(first["consent_id"]).bytes not in seal.labels  # the ledger no longer names them
-    assert uuid.UUID(other["consent_id"]).bytes in seal.labels
-    assert tombstone.header["kind"] == "forget" and tombstone.header["leaf_count"] == 2
+        [seal] = db.session.scalars(select(LedgerSeal)).all()
+        labels, leaves = bytes(seal.labels), bytes(seal.leaves)
+    assert uuid.UUID(first["consent_id"]).bytes not in labels  # the ledger no longer names them
+    assert subject(first["consent_id"]) not in leaves
+    assert uuid.UUID(other["consent_id"]).bytes in labels
+    [erasure] = signed_erasures(proof_app)
+    assert erasure["kind"] == "forget" and erasure["records"] == 2 and erasure["leaves"] == [[0, 2]]
     verified = run(proof_app, "verify", "--site", "demo")
     assert verified.exit_code == 0, verified.output
     assert "1 records checked, 1 sealed" in verified.output and "2 erased" in verified.output
@@ -145,8 +154,23 @@ def test_records_erased_before_they_were_sealed_verify(proof_app):
     run(proof_app, "seal")
     result = run(proof_app, "verify", "--site", "demo")
     assert result.exit_code == 0, result.output
-    # The seal never held the erased record, so there is no absence to excuse.
-    assert "1 records checked, 1 sealed in checkpoints up to 2; 0 not sealed yet, 0 erased" in result.output
+    # The tree never held the erased record, so there is no absence to excuse.
+    assert "1 records checked, 1 sealed under signed heads; 0 not sealed yet, 0 erased" in result.output
+
+
+def test_sqlite_never_gives_an_erased_records_id_again(make_app, database_url):
+    app = make_app(SEAL_INTERVAL=0, SEAL_GRACE=0)
+    client = app.test_client()
+    post_choice(client)
+    newest = post_choice(client)
+    erased_id = records(app)[-1][0]
+    run(app, "seal")
+    assert run(app, "forget", "--site", "demo", newest["consent_id"]).exit_code == 0
+    post_choice(client)
+    assert records(app)[-1][0] > erased_id
+    run(app, "seal")
+    result = run(app, "verify", "--site", "demo")
+    assert result.exit_code == 0, result.output
 
 
 PARTITIONED = """
@@ -218,7 +242,7 @@ def test_purge_drops_whole_month_partitions(partitioned):
     with app.app_context():
         assert [name for name, _, _ in month_partitions()] == []
         assert db.session.scalars(select(ConsentRecord.id)).all() == [4]
-        assert db.session.scalars(select(LedgerCheckpoint.kind).order_by(LedgerCheckpoint.seq)).all()[-1] == "purge"
+        assert [event["kind"] for event in events.erasures("demo")] == ["purge"]
     verified = run(app, "verify", "--site", "demo")
     assert verified.exit_code == 0, verified.output
 
@@ -227,23 +251,14 @@ def test_purge_drops_whole_month_partitions(partitioned):
 def test_a_partitioned_log_records_through_the_api_once_per_event(partitioned):
     app, _ = partitioned
     client = app.test_client()
-    event_id = uuid.uuid4().hex
-    first = post_choice(client, event_id=event_id)
-    replay = client.post(
-        "/api/v1/sites/demo/consents",
-        json={
-            "event_id": event_id,
-            "action": "custom",
-            "choices": {"functional": True},
-            "revision": 1,
-            "page_url": "https://shop.example/",
-        },
-        headers={"Origin": "http://localhost:8000"},
-    )
-    assert replay.status_code == 200 and replay.json == first
+    body = choice()
+    first = send(client, body)
+    assert first.status_code == 201
+    replay = send(client, body)
+    assert replay.status_code == 200 and replay.json == first.json
     # Racing replays of a new event: one record, one answer.
     racing = {
-        "event_id": uuid.uuid4().hex,
+        "event_id": str(uuid.uuid4()),
         "action": "reject_all",
         "choices": {},
         "revision": 1,
@@ -274,10 +289,11 @@ def test_a_partitioned_log_records_through_the_api_once_per_event(partitioned):
     verified = run(app, "verify", "--site", "demo")
     assert verified.exit_code == 0, verified.output
     # An erasure takes the visitor's keys too: a late replay is recorded again, as on any log.
-    assert run(app, "forget", "--site", "demo", first["consent_id"]).exit_code == 0
+    assert run(app, "forget", "--site", "demo", first.json["consent_id"]).exit_code == 0
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(ConsentEventKey)) == 1
-    assert post_choice(app.test_client(), event_id=event_id)["consent_id"] != first["consent_id"]
+    again = send(app.test_client(), body)
+    assert again.status_code == 201 and again.json["consent_id"] != first.json["consent_id"]
 
 
 @ON_POSTGRESQL

@@ -67,15 +67,15 @@ def _seal_once(site: str, horizon: int) -> tuple[int, bool, LedgerHead | None] |
     last = seals.latest(site)
     through = last.last_id if last else 0
     size = last.first_index + last.leaf_count if last else 0
-    if horizon <= through:
-        return 0, False, None
-    rows = db.session.execute(
+    rows = [] if horizon <= through else db.session.execute(
         select(ConsentRecord.id, ConsentRecord.recorded_at, ConsentRecord.consent_id, ConsentRecord.record_hash)
         .where(_of_site(site), ConsentRecord.id > through, ConsentRecord.id <= horizon)
         .order_by(ConsentRecord.id)
         .limit(MAX_LEAVES)
     ).all()
     if not rows:
+        if size and heads.at_size(site, size) is None:  # a pass cut short left its seals without a head
+            return 0, False, heads.sign_head(site, size, StoredTree(site).root(size))
         return 0, False, None
     more = len(rows) == MAX_LEAVES
     hashes = [_hash_bytes(row.record_hash) for row in rows]
@@ -101,9 +101,9 @@ def _seal_once(site: str, horizon: int) -> tuple[int, bool, LedgerHead | None] |
     )
     db.session.flush()  # the unique (site, seq) refuses a second sealer here, before any other write
     tiles.append(site, size, hashes)
+    # One head a pass, once the backlog is sealed: a record sealed after a head was committed after it.
     grown = size + len(rows)
-    head = heads.sign_head(site, grown, StoredTree(site).root(grown))
-    return len(rows), more, head
+    return len(rows), more, None if more else heads.sign_head(site, grown, StoredTree(site).root(grown))
 
 
 def seal(site: str, horizon: int) -> int:
