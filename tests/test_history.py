@@ -9,15 +9,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from consent_log import execute, insert_records, post_choice, records, run
 from flask import Flask
-from itsdangerous import URLSafeSerializer
 from sqlalchemy import insert
-from test_export import insert_records
-from test_ledger import execute, post_choice, records, run
 
 from consent.inventory import sites
+from consent.ledger.canonical import HASHED_FIELDS, record_hash
+from consent.ledger.keys import generate_pem
+from consent.ledger.signing import sign
 from consent.models import ConsentRecord, InventoryVersion, db
-from consent.recording import HASHED_FIELDS, record_hash
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ def test_show_gives_each_choice_with_the_categories_and_cookies_shown(proof_app)
     assert f"shown: revision 1, inventory {current.hash} (content matches its hash)" in output
     assert "Analytics: _ga (Google Analytics, 13 months)" in output
     assert "Strictly necessary: consent (Demo Shop Ltd, 180 days), session (" in output
-    assert "sealed in checkpoint 1" in output and "not sealed yet" in output
+    assert "sealed as leaf 0" in output and "not sealed yet" in output
     assert output.index(f"record {first_id} ") < output.index(f"record {second_id} ")
 
 
@@ -95,57 +95,77 @@ def test_show_of_an_unknown_visitor_fails(proof_app):
     assert result.exit_code == 1 and "no records for consent ID" in result.output
 
 
-def check(app: Flask, receipt: str, site: str = "demo") -> Any:
-    return app.test_client().get(f"/api/v1/sites/{site}/receipt", headers={"X-Consent-Receipt": receipt})
+def check(app: Flask, proof: Any, site: str = "demo") -> Any:
+    return app.test_client().post(f"/api/v1/sites/{site}/receipt", json=proof)
 
 
-def test_a_receipt_proves_the_stored_choice(proof_app):
+def test_a_proof_proves_the_stored_choice(proof_app, tmp_path):
     visitor = post_choice(proof_app.test_client(), action="reject_all", choices={})
     run(proof_app, "seal")
-    response = check(proof_app, visitor["receipt"])
+    response = check(proof_app, visitor["proof"])
     assert response.status_code == 200
     answer = response.json
-    assert answer["status"] == "matches" and answer["sealed_in"] == 1
+    assert answer["status"] == "matches" and answer["leaf_index"] == 0
     assert answer["consent_id"] == visitor["consent_id"] and answer["record_id"] == records(proof_app)[0][0]
     assert answer["record"]["action"] == "reject_all" and answer["record"]["choices"]["analytics"] is False
-    by_query = proof_app.test_client().get(f"/api/v1/sites/demo/receipt?receipt={visitor['receipt']}")
-    assert by_query.json["status"] == "matches"
-    cli = run(proof_app, "verify-receipt", "--site", "demo", visitor["receipt"])
-    assert cli.exit_code == 0 and "matches, sealed in checkpoint 1" in cli.output
+    saved = tmp_path / "proof.json"
+    saved.write_text(json.dumps(visitor["proof"]))
+    cli = run(proof_app, "verify-receipt", "--site", "demo", str(saved))
+    assert cli.exit_code == 0 and "matches, sealed as leaf 0" in cli.output
 
 
-def test_a_receipt_reveals_a_record_changed_after_it_was_issued(proof_app):
+def test_a_proof_grants_nothing(proof_app):
+    """The shareable proof is not an access token: it neither reads nor writes the visitor's history."""
+    client = proof_app.test_client()
+    visitor = post_choice(client)
+    proof_text = json.dumps(visitor["proof"])
+    assert visitor["receipt"] not in proof_text
+    history = client.get(
+        f"/api/v1/sites/demo/consents/{visitor['consent_id']}", headers={"X-Consent-Receipt": proof_text}
+    )
+    assert history.status_code == 403
+
+
+def test_a_proof_reveals_a_record_changed_after_it_was_issued(proof_app, tmp_path):
     visitor = post_choice(proof_app.test_client(), action="reject_all", choices={})
     record_id = records(proof_app)[0][0]
     tampering = "UPDATE consent_records SET action = 'accept_all', advertising = :yes WHERE id = :id"
     execute(proof_app, tampering, yes=True, id=record_id)
-    assert check(proof_app, visitor["receipt"]).json["status"] == "differs"
-    cli = run(proof_app, "verify-receipt", "--site", "demo", visitor["receipt"])
+    assert check(proof_app, visitor["proof"]).json["status"] == "differs"
+    saved = tmp_path / "proof.json"
+    saved.write_text(json.dumps(visitor["proof"]))
+    cli = run(proof_app, "verify-receipt", "--site", "demo", str(saved))
     assert cli.exit_code == 1 and "differs" in cli.output
 
 
-def test_a_receipt_of_an_erased_record_says_so(proof_app):
+def test_a_proof_of_an_erased_record_says_so(proof_app):
     visitor = post_choice(proof_app.test_client())
+    run(proof_app, "seal")
     run(proof_app, "forget", "--site", "demo", visitor["consent_id"])
-    assert check(proof_app, visitor["receipt"]).json["status"] == "erased"
-    execute(proof_app, "DELETE FROM ledger_checkpoints")
-    assert check(proof_app, visitor["receipt"]).json["status"] == "missing"
+    assert check(proof_app, visitor["proof"]).json["status"] == "erased"
+    execute(proof_app, "DELETE FROM ledger_events")
+    assert check(proof_app, visitor["proof"]).json["status"] == "missing"
 
 
-def test_receipts_that_are_forged_missing_or_for_another_site_are_refused(proof_app):
-    forged = URLSafeSerializer("not-the-key", salt="consent-receipt").dumps(["demo", str(uuid.uuid4()), 1, "0" * 64])
-    response = check(proof_app, forged)
-    assert response.status_code == 403 and response.json["error"]["code"] == "forbidden"
-    assert proof_app.test_client().get("/api/v1/sites/demo/receipt").status_code == 400
-    assert check(proof_app, forged, site="nowhere").status_code == 404
-    cli = run(proof_app, "verify-receipt", "--site", "demo", forged)
-    assert cli.exit_code == 1 and "does not verify" in cli.output
+def test_proofs_that_are_forged_altered_or_for_another_site_are_refused(proof_app):
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-
-def test_the_receipt_hash_is_the_record_hash(proof_app):
-    """What a receipt carries is recomputable from the stored record (the service's own function)."""
     visitor = post_choice(proof_app.test_client())
-    answer = check(proof_app, visitor["receipt"]).json
+    altered = copy.deepcopy(visitor["proof"])
+    altered["record"]["choices"]["advertising"] = True
+    response = check(proof_app, altered)
+    assert response.status_code == 403 and "signature does not verify" in response.json["error"]["message"]
+    statement = {k: v for k, v in visitor["proof"]["record"].items() if k not in ("key_id", "signature")}
+    forged = sign(load_pem_private_key(generate_pem(), password=None), statement)  # type: ignore[arg-type]
+    assert "not one of the trusted keys" in check(proof_app, {"record": forged}).json["error"]["message"]
+    assert proof_app.test_client().post("/api/v1/sites/demo/receipt", data="x").status_code == 400
+    assert check(proof_app, visitor["proof"], site="nowhere").status_code == 404
+
+
+def test_the_proofs_hash_is_the_record_hash(proof_app):
+    """What a proof carries is recomputable from the stored record (the one canonical encoding)."""
+    visitor = post_choice(proof_app.test_client())
+    answer = check(proof_app, visitor["proof"]).json
     with proof_app.app_context():
         record = db.session.get(ConsentRecord, answer["record_id"])
         assert record_hash({name: getattr(record, name) for name in HASHED_FIELDS}) == answer["record_hash"]

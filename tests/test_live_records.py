@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from consent_log import execute, findings, insert_records, post_choice, records, run
 from flask import Flask
-from test_ledger import execute, findings, post_choice, records, run
-from test_retention import old_and_new
 
-from consent import sealing
-from consent.live_records import SPAN, record_ranges
-from consent.verification import Verifier
+from consent.ledger import sealing
+from consent.verify.checker import Verifier
+from consent.verify.live import SPAN, record_ranges
+
+LONG_AGO = datetime.now(UTC) - timedelta(days=2000)  # the demo site keeps records 1825 days
 
 
 @pytest.fixture
@@ -51,17 +53,22 @@ def test_an_intact_log_is_settled_a_seal_at_a_time(proof_app, blocks, monkeypatc
     post_choice(client)  # not sealed yet
     result = run(proof_app, "verify", "--site", "demo")
     assert result.exit_code == 0, result.output
-    assert "6 records checked, 5 sealed in checkpoints up to 3; 1 not sealed yet" in result.output
+    assert "6 records checked, 5 sealed under signed heads; 1 not sealed yet" in result.output
     assert blocks == [True, True, True, True]
 
 
 def test_seals_with_purged_and_erased_records_are_settled_too(proof_app, blocks, monkeypatch):
-    log = old_and_new(proof_app, monkeypatch)
+    monkeypatch.setattr(sealing, "MAX_LEAVES", 2)
+    insert_records(proof_app, [LONG_AGO + timedelta(minutes=minute) for minute in range(3)])
+    post_choice(proof_app.test_client())
+    post_choice(proof_app.test_client())
+    assert run(proof_app, "seal").exit_code == 0
+    log = records(proof_app)
     assert run(proof_app, "purge").exit_code == 0
     assert run(proof_app, "forget", "--site", "demo", log[3][1]).exit_code == 0
     result = run(proof_app, "verify", "--site", "demo")
     assert result.exit_code == 0, result.output
-    assert "1 records checked, 1 sealed" in result.output and "1 erased, 1 purged" in result.output
+    assert "1 records checked, 1 sealed" in result.output and "1 erased, 3 purged" in result.output
     assert blocks and all(blocks)
 
 

@@ -77,7 +77,7 @@ class Erasures:
     def __init__(self, ranges: Sequence[tuple[int, int, str]] = ()) -> None:
         merged: list[list[Any]] = []
         for start, end, kind in sorted(ranges):
-            if merged and start <= merged[-1][1]:
+            if merged and start < merged[-1][1]:
                 merged[-1][1] = max(merged[-1][1], end)  # an overlap keeps the first kind: either explains it
             else:
                 merged.append([start, end, kind])
