@@ -49,7 +49,7 @@ def test_unreachable_database_is_503_not_500(make_app, url):
     app = make_app(DATABASE_URL=url)
     client = app.test_client()
     record = {
-        "event_id": "0123456789abcdef",
+        "event_id": "01234567-89ab-4def-8123-456789abcdef",
         "action": "reject_all",
         "choices": {},
         "revision": 1,
