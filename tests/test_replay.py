@@ -34,7 +34,7 @@ def test_a_retry_of_a_first_choice_gets_the_same_answer(app, client):
         {"action": "reject_all", "choices": {}},
         {"choices": {"functional": False, "analytics": True, "advertising": False}},
         {"page_url": "https://shop.example/other"},
-        {"revision": 2},
+        {"dnt": True},
         {"language": "nl"},
         {"gpc": True},
     ],
