@@ -8,6 +8,7 @@ browsers call cross-site by design, is untouched.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from consent.auth import is_admin, require_admin
 from consent.chart import opt_in_chart
 from consent.errors import ApiError
 from consent.inventory import Site, get_site, sites
-from consent.limits import client_network, limited
+from consent.limits import client_address, rate_limits
 from consent.models import ConsentRecord, db
 from consent.recording import ACTIONS, UUID
 from consent.stats import ACTION_LABELS, percent, site_stats
@@ -60,14 +61,37 @@ def _safe_next(target: str | None) -> str:
     return url_for("admin.index")
 
 
+def _account() -> str:
+    name = request.form.get("username", "")
+    return "account:" + hashlib.sha256(name.encode("utf-8", "replace")).hexdigest()[:24]
+
+
+def _account_and_client() -> str:
+    return f"{_account()}|{client_address()}"
+
+
+# Failed logins are counted three ways (see the README): per account and client,
+# per client over every account, and per account from everywhere. One client can
+# reach neither of the last two alone, so it cannot lock anyone else out.
+LOGIN_RULES = (
+    ("RATELIMIT_ADMIN_LOGIN", _account_and_client),
+    ("RATELIMIT_ADMIN_LOGIN_PER_CLIENT", client_address),
+    ("RATELIMIT_ADMIN_LOGIN_PER_ACCOUNT", _account),
+)
+
+
 @bp.route("/admin/login", methods=["GET", "POST"])
-@limited(("RATELIMIT_ADMIN_LOGIN", client_network))
 def login() -> ResponseReturnValue:
     """The login form; a right username and password start a session."""
     if request.method == "GET":
         return render_template("admin/login.html", next=request.args.get("next", ""), error=None)
+    limits = rate_limits()
+    if limits is not None:
+        limits.refuse_if_reached(LOGIN_RULES)
     user = authenticate(request.form.get("username", ""), request.form.get("password", ""))
     if user is None:
+        if limits is not None:
+            limits.count(LOGIN_RULES)
         page = render_template(
             "admin/login.html", next=request.form.get("next", ""), error="Wrong username or password."
         )
@@ -79,8 +103,9 @@ def login() -> ResponseReturnValue:
 
 @bp.post("/admin/logout")
 def logout() -> ResponseReturnValue:
-    """End the session."""
+    """End the session on the server: a saved copy of the cookie no longer opens anything."""
     end_session()
+    db.session.commit()
     return redirect(url_for("admin.login"), 303)
 
 
@@ -169,13 +194,16 @@ def _form_expired(error: CSRFError) -> ResponseReturnValue:
 
 @bp.errorhandler(TooManyRequests)
 def _too_many_logins(error: TooManyRequests) -> ResponseReturnValue:
-    page = render_template("admin/login.html", next="", error="Too many login attempts; wait a minute and try again.")
-    return page, 429
+    wait = int(error.retry_after or 60)  # type: ignore[arg-type]
+    message = f"Too many login attempts; try again in {wait} seconds."
+    return render_template("admin/login.html", next="", error=message), 429, {"Retry-After": str(wait)}
 
 
 def init_app(app: Flask) -> None:
     """CSRF protection for the dashboard's forms, the login limit, and the routes."""
     app.config.setdefault("RATELIMIT_ADMIN_LOGIN", "10 per minute")
+    app.config.setdefault("RATELIMIT_ADMIN_LOGIN_PER_CLIENT", "30 per minute")
+    app.config.setdefault("RATELIMIT_ADMIN_LOGIN_PER_ACCOUNT", "100 per minute")
     # Checked in _require_login for this blueprint only; the JSON API has no forms.
     app.config["WTF_CSRF_CHECK_DEFAULT"] = False
     csrf.init_app(app)

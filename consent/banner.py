@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response, current_app, render_template, request, url_for
+from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
+from marshmallow import ValidationError
 
 from consent.banner_replay import REPLAYABLE, BannerReplay
 from consent.database import remember_inventory
-from consent.inventory import Site, get_site
+from consent.inventory import Site, get_site, sites, validate_public_url
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT_SOURCE = ROOT / "static" / "banner.js"
@@ -29,8 +31,8 @@ BANNER_TEXT_KEYS = (
     "title", "intro", "policy", "accept_all", "reject_all", "customise", "save", "close", "preferences",
     "always_on", "gpc_notice", "consent_id", "consent_date", "blocked", "load_once", "always_allow", "withdraw",
 )  # fmt: skip
-# One cached script per (site, inventory hash, service address); the address comes
-# from the Host header, so the cache is bounded against arbitrary hosts.
+# One cached script per (site, inventory hash, service address); without a configured
+# address it comes from the Host header, so the cache is bounded against arbitrary hosts.
 CACHE_LIMIT = 64
 # A space next to one of these never separates two words in the banner's source.
 TIGHT = frozenset("=,{}();:?<>|&!*[]")
@@ -44,6 +46,41 @@ bp = Blueprint(
 )
 # Repeated requests for the script are answered as the view first answered them (consent.banner_replay).
 bp.record_once(lambda state: setattr(state.app, "wsgi_app", BannerReplay(state.app.wsgi_app)))
+
+
+@bp.record_once
+def _public_url_setting(state: BlueprintSetupState) -> None:
+    """Check ``CONSENT_PUBLIC_URL`` once at start-up; a bad one stops the start."""
+    app = state.app
+    configured = app.config.get("PUBLIC_URL") or None
+    if configured is not None:
+        try:
+            validate_public_url(str(configured))
+        except ValidationError as error:
+            raise ValueError(f"CONSENT_PUBLIC_URL: {error.messages[0]}") from None
+        configured = str(configured).rstrip("/")
+    app.config["PUBLIC_URL"] = configured
+    if configured is None and not (app.testing or app.config.get("DEMO")):
+        with app.app_context():
+            unset = sorted(key for key, site in sites().items() if site.public_url is None)
+        if unset:
+            app.logger.warning(
+                "CONSENT_PUBLIC_URL is not set: banner.js of %s names the address it was requested at "
+                "and varies on Host",
+                ", ".join(unset),
+            )
+
+
+def service_url(site: Site) -> tuple[str, bool]:
+    """Where the site's banner sends choices, and whether that came from the request's ``Host``.
+
+    The site's ``public_url``, else ``CONSENT_PUBLIC_URL``; only without either
+    (the demo) the address the script was requested at.
+    """
+    configured = site.public_url or current_app.config["PUBLIC_URL"]
+    if configured:
+        return configured, False
+    return request.host_url.rstrip("/"), True
 
 
 @dataclass(frozen=True)
@@ -179,7 +216,8 @@ def banner_script(site: str) -> ResponseReturnValue:
     if current.hash in current_app.extensions.get("consent.stored_versions", ()):
         # Stored: the answer may be sent again without this view (consent.banner_replay).
         request.environ[REPLAYABLE] = True
-    script = _cached_script(current, request.host_url.rstrip("/"))
+    address, from_host = service_url(current)
+    script = _cached_script(current, address)
     body, etag = script.representation(request.accept_encodings["gzip"] > 0)
     if request.if_none_match.contains_weak(etag):
         response = Response(status=304)
@@ -194,6 +232,9 @@ def banner_script(site: str) -> ResponseReturnValue:
     response.headers["Access-Control-Allow-Origin"] = "*"
     response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
     response.vary.add("Accept-Encoding")
+    if from_host:
+        # Public caches must not hand a script naming one host to requests for another.
+        response.vary.add("Host")
     return response
 
 

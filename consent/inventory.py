@@ -45,6 +45,37 @@ def _origin(value: str) -> None:
         raise ValidationError(f"{value!r} is not an origin like https://shop.example or http://localhost:8000")
 
 
+def _policy_url(value: str) -> None:
+    # The banner puts this into a link on the host page: a javascript: or data:
+    # address would run there. Browsers drop tabs and newlines inside addresses
+    # and read a backslash as a slash, so those are refused outright.
+    reason = f"{value!r} is not an https:// or http:// address or a relative path like /privacy"
+    if any(char.isspace() or not char.isprintable() or char == "\\" for char in value):
+        raise ValidationError(reason + " (no spaces, control characters or backslashes)")
+    if value.lower().startswith(("https://", "http://")):
+        if not urlsplit(value).hostname:
+            raise ValidationError(reason)
+        return
+    # A relative path: no scheme before the first /, ? or #, and not //host (another site).
+    if value.startswith("//") or ":" in re.split(r"[/?#]", value, maxsplit=1)[0]:
+        raise ValidationError(reason)
+
+
+def validate_public_url(value: str) -> None:
+    """Refuse anything but the service's own address: ``https://consent.example`` (a path is allowed)."""
+    parts = urlsplit(value)
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.query
+        or parts.fragment
+        or parts.username
+        or parts.password
+        or any(char.isspace() or not char.isprintable() for char in value)
+    ):
+        raise ValidationError(f"{value!r} is not the service's address like https://consent.example.com")
+
+
 def _expiry(value: str) -> None:
     try:
         parse_expiry(value)
@@ -99,7 +130,9 @@ class SiteSchema(Schema):
     )
     name = fields.String(required=True, validate=validate.Length(1, 200))
     origins = fields.List(fields.String(validate=_origin), required=True, validate=validate.Length(1))
-    policy_url = fields.String(load_default=None)
+    policy_url = fields.String(load_default=None, validate=_policy_url)
+    # The address banners of this site post to; else CONSENT_PUBLIC_URL (see consent.banner).
+    public_url = fields.String(load_default=None, validate=validate_public_url)
     revision = fields.Integer(required=True, strict=True, validate=validate.Range(1))
     consent_max_age_days = fields.Integer(load_default=180, strict=True, validate=validate.Range(1, 3650))
     retention_days = fields.Integer(load_default=1825, strict=True, validate=validate.Range(1, 36500))
@@ -179,6 +212,7 @@ class Site:
     cookie_domain: str | None
     layout: str
     source: str
+    public_url: str | None
     cookies: tuple[Cookie, ...]
     public: dict[str, Any] = field(repr=False)
     hash: str = ""
@@ -362,6 +396,7 @@ def load_site(path: Path) -> Site:
         cookie_domain=data["cookie_domain"],
         layout=data["layout"],
         source=str(path),
+        public_url=data["public_url"].rstrip("/") if data["public_url"] else None,
         cookies=cookies,
         public=public,
         hash=canonical_hash(public),

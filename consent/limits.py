@@ -15,10 +15,13 @@ some 15 microseconds.
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 import math
+import secrets
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from flask import Flask, current_app, request
 from limits import RateLimitItem, parse
@@ -26,6 +29,7 @@ from limits.storage import MemoryStorage, Storage, storage_from_string
 from limits.strategies import STRATEGIES, RateLimiter
 from werkzeug.exceptions import TooManyRequests
 
+from consent.addresses import network_part, parse_address
 from consent.recording import truncate_ip
 
 View = TypeVar("View", bound=Callable[..., Any])
@@ -35,8 +39,26 @@ EXTENSION = "consent.limits"
 
 
 def client_network() -> str:
-    """The key for per-client limits: the truncated address, the same the log keeps."""
-    return truncate_ip(request.remote_addr) or "unknown"
+    """The key for per-client limits: the truncated address, the same the log keeps.
+
+    A value that is no address (a proxy that forwards ``unknown`` or nothing)
+    names no client: such a request gets a bucket of its own, so that it never
+    shares one with other clients (the per-site limits still count it).
+    """
+    return truncate_ip(request.remote_addr) or f"unparsed:{secrets.token_hex(8)}"
+
+
+def client_address() -> str:
+    """The key for limits on one client: its address (IPv6: its /64, what one host gets), hashed.
+
+    Unlike ``client_network`` it tells apart the clients of one office or
+    carrier network. The hash keeps addresses out of the counter storage.
+    """
+    ip = parse_address(request.remote_addr)
+    if ip is None:
+        return f"unparsed:{secrets.token_hex(8)}"
+    key = str(current_app.secret_key or "").encode()
+    return hmac.new(key, network_part(ip, 32, 64).encode(), hashlib.sha256).hexdigest()[:24]
 
 
 def site_key() -> str:
@@ -93,6 +115,32 @@ class RateLimits:
             self._parsed[text] = parse(text)
         return self._parsed[text]
 
+    def refuse_if_reached(self, rules: tuple[Rule, ...]) -> None:
+        """429 with ``Retry-After`` if any rule's limit is already reached; counts nothing."""
+        for setting, key_of in rules:
+            item = self.item(str(current_app.config[setting]))
+            identifiers = (self.prefix, setting, key_of())
+            try:
+                allowed = self.strategy.test(item, *identifiers)
+            except Exception as error:  # noqa: BLE001 - any storage failure lets the request pass
+                self._logger.warning("rate limit storage unavailable: %s", type(error).__name__)
+                return
+            if not allowed:
+                self._refuse(item, identifiers)
+
+    def count(self, rules: tuple[Rule, ...]) -> None:
+        """Count one event under each rule, without refusing anything."""
+        for setting, key_of in rules:
+            try:
+                self.strategy.hit(self.item(str(current_app.config[setting])), self.prefix, setting, key_of())
+            except Exception as error:  # noqa: BLE001 - any storage failure lets the request pass
+                self._logger.warning("rate limit storage unavailable: %s", type(error).__name__)
+                return
+
+    def _refuse(self, item: RateLimitItem, identifiers: tuple[str, ...]) -> NoReturn:
+        reset = self.strategy.get_window_stats(item, *identifiers).reset_time
+        raise TooManyRequests(str(item), retry_after=max(1, math.ceil(reset - time.time())))
+
     def hit(self, rules: tuple[Rule, ...]) -> None:
         """Count this request under each rule; 429 with ``Retry-After`` if any limit is reached."""
         for setting, key_of in rules:
@@ -104,8 +152,13 @@ class RateLimits:
                 self._logger.warning("rate limit storage unavailable: %s", type(error).__name__)
                 return
             if not allowed:
-                reset = self.strategy.get_window_stats(item, *identifiers).reset_time
-                raise TooManyRequests(str(item), retry_after=max(1, math.ceil(reset - time.time())))
+                self._refuse(item, identifiers)
+
+
+def rate_limits() -> RateLimits | None:
+    """This app's counters, or None when rate limits are off."""
+    limits: RateLimits = current_app.extensions[EXTENSION]
+    return limits if limits.enabled else None
 
 
 def limited(*rules: Rule, methods: tuple[str, ...] = ("POST",)) -> Callable[[View], View]:

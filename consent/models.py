@@ -138,6 +138,8 @@ class AdminUser(db.Model):  # type: ignore[name-defined,misc]
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Every session carries the epoch it started in; raising it ends them all (logout, password change).
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class DailyRollup(db.Model):  # type: ignore[name-defined,misc]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import re
 import uuid
 from functools import lru_cache
@@ -104,19 +103,19 @@ CONSENT_SCHEMA = ConsentSchema()
 
 @lru_cache(maxsize=4096)
 def truncate_ip(address: str | None) -> str:
-    """The network part only: IPv4 /24, IPv6 /48 (IPv4-mapped IPv6 counts as IPv4).
+    """The network part only: IPv4 /24, IPv6 /48; "" for a value that is no address.
 
+    An IPv6 address carrying an IPv4 one (IPv4-mapped, 6to4, Teredo, NAT64)
+    is kept as that IPv4 address's /24, written as IPv4. A port
+    (``198.51.100.77:5555``, ``[2001:db8::1]:443``) is dropped first.
     Cached: the same addresses come back request after request (and parsing one
     costs more than a third of recording a consent's validation).
     """
-    try:
-        ip = ipaddress.ip_address((address or "").split("%")[0])
-    except ValueError:
-        return ""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    prefix = 24 if ip.version == 4 else 48
-    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False).network_address)
+    # The parsing is shared with the rate limits (consent.limits), which imports this module.
+    from consent.addresses import network_part, parse_address
+
+    ip = parse_address(address)
+    return "" if ip is None else network_part(ip)
 
 
 def clean_page_url(url: str) -> str:

@@ -10,6 +10,8 @@ import time
 from flask import Flask, Response, g, has_request_context, request
 from pythonjsonlogger.json import JsonFormatter
 
+from consent.redaction import loggable_path
+
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -19,7 +21,8 @@ class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if has_request_context():
             record.request_id = g.get("request_id", "-")
-            record.route = request.url_rule.rule if request.url_rule else request.path
+            # An unmatched path is the client's text: consent IDs masked, control characters escaped.
+            record.route = request.url_rule.rule if request.url_rule else loggable_path(request.path)
             record.method = request.method
         return True
 

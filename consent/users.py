@@ -1,4 +1,11 @@
-"""Dashboard users: password hashes, the logged-in session, and ``consent admin create|list|delete``."""
+"""Dashboard users: password hashes, the logged-in session, and the ``consent admin`` commands.
+
+A session is Flask's signed cookie; it holds the user's id, a digest of their
+password hash and their *session epoch*, a number stored with the user. Raising
+the epoch (logout, a password change, ``consent admin end-sessions``) ends
+every session that user started before, whoever holds a copy of the cookie.
+The check costs no query of its own: the dashboard loads the user anyway.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +20,7 @@ import click
 from flask import Flask, Request, Response, g, request, session
 from flask.cli import AppGroup
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface, SessionMixin
-from sqlalchemy import select
+from sqlalchemy import select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from consent.models import AdminUser, db, utcnow
@@ -93,14 +100,42 @@ def _fingerprint(user: AdminUser) -> str:
 def start_session(user: AdminUser) -> None:
     """Log ``user`` in: a fresh signed session that expires after the configured lifetime."""
     session.clear()
-    session[SESSION_KEY] = [user.id, _fingerprint(user)]
+    session[SESSION_KEY] = [user.id, _fingerprint(user), user.session_epoch or 0]
     session.permanent = True
     user.last_login_at = utcnow()
 
 
+def end_sessions(username: str | None = None) -> int:
+    """End every session of ``username`` (of every user when None) on the server; the caller commits.
+
+    Returns how many users' sessions were ended.
+    """
+    statement = update(AdminUser).values(session_epoch=AdminUser.session_epoch + 1)
+    if username is not None:
+        statement = statement.where(AdminUser.username == username)
+    result = db.session.execute(statement)
+    g.pop("admin_user", None)
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
 def end_session() -> None:
-    """Log out: forget everything the session held."""
+    """Log out: end this user's sessions on the server (every copy of the cookie), and forget this one."""
+    user = current_user()
+    if user is not None:
+        end_sessions(user.username)
     session.clear()
+
+
+def change_password(username: str, password: str) -> None:
+    """Give ``username`` a new password, which ends their sessions; the caller commits."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise UserError(f"the password needs at least {MIN_PASSWORD_LENGTH} characters")
+    user = find_user(username)
+    if user is None:
+        raise UserError(f"no user {username!r}")
+    user.password_hash = generate_password_hash(password, method="scrypt")
+    db.session.flush()
+    end_sessions(username)
 
 
 def current_user() -> AdminUser | None:
@@ -109,9 +144,13 @@ def current_user() -> AdminUser | None:
         return g.admin_user  # type: ignore[no-any-return]
     user = None
     stored = session.get(SESSION_KEY)
-    if isinstance(stored, list) and len(stored) == 2 and isinstance(stored[0], int):
+    if isinstance(stored, list) and len(stored) == 3 and all(isinstance(part, int) for part in stored[::2]):
         found = db.session.get(AdminUser, stored[0])
-        if found is not None and hmac.compare_digest(str(stored[1]), _fingerprint(found)):
+        if (
+            found is not None
+            and hmac.compare_digest(str(stored[1]), _fingerprint(found))
+            and stored[2] == (found.session_epoch or 0)
+        ):
             user = found
     g.admin_user = user
     return user
@@ -125,15 +164,18 @@ def is_logged_in() -> bool:
 admin_cli = AppGroup("admin", help="Dashboard users.")
 
 
+def _read_password(password_stdin: bool) -> str:
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
 @admin_cli.command("create")
 @click.argument("username")
 @click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
 def create_command(username: str, password_stdin: bool) -> None:
     """Create a dashboard user (the password is prompted for)."""
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    password = _read_password(password_stdin)
     try:
         create_user(username, password)
     except UserError as error:
@@ -160,6 +202,30 @@ def delete_command(username: str) -> None:
     db.session.delete(user)
     db.session.commit()
     click.echo(f"deleted dashboard user {username!r}")
+
+
+@admin_cli.command("password")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
+def password_command(username: str, password_stdin: bool) -> None:
+    """Change a dashboard user's password; their sessions end at once."""
+    try:
+        change_password(username, _read_password(password_stdin))
+    except UserError as error:
+        raise click.ClickException(str(error)) from None
+    db.session.commit()
+    click.echo(f"changed the password of {username!r}; their sessions have ended")
+
+
+@admin_cli.command("end-sessions")
+@click.argument("username", required=False)
+def end_sessions_command(username: str | None) -> None:
+    """End every dashboard session (or only USERNAME's) at once."""
+    if username is not None and find_user(username) is None:
+        raise click.ClickException(f"no user {username!r}")
+    ended = end_sessions(username)
+    db.session.commit()
+    click.echo(f"ended the sessions of {ended} user{'s' if ended != 1 else ''}")
 
 
 def init_app(app: Flask) -> None:

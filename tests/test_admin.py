@@ -206,3 +206,123 @@ def test_site_page_refuses_a_bad_since_and_an_unknown_site(client, dpo):
     response = client.get("/admin/sites/demo?since=yesterday")
     assert response.status_code == 400 and response.json["error"]["fields"]["since"]
     assert client.get("/admin/sites/nope").status_code == 404
+
+
+def saved_cookie(client):
+    cookie = client.get_cookie("consent_admin")
+    assert cookie is not None, "no session cookie"
+    return cookie.value
+
+
+def replay(app, cookie, path):
+    """``path`` requested by someone holding a saved copy of the session cookie."""
+    other = app.test_client()
+    other.set_cookie("consent_admin", cookie)
+    return other.get(path)
+
+
+EXPORT = "/api/v1/sites/demo/export?format=jsonl"
+
+
+def test_logout_ends_the_session_on_the_server(app, client, dpo):
+    login(client)
+    cookie = saved_cookie(client)
+    assert replay(app, cookie, "/admin").status_code == 200
+    assert replay(app, cookie, EXPORT).status_code == 200
+    client.post("/admin/logout", data={"csrf_token": csrf_token(client, "/admin")})
+    assert replay(app, cookie, "/admin").status_code == 302
+    assert replay(app, cookie, EXPORT).status_code == 401
+    # Logging in again starts a session that works.
+    assert login(client).status_code == 303 and client.get("/admin").status_code == 200
+
+
+def test_changing_a_password_ends_that_users_sessions_only(app, client, runner, dpo):
+    with app.app_context():
+        create_user("auditor", PASSWORD)
+        db.session.commit()
+    login(client)
+    cookie = saved_cookie(client)
+    auditor = app.test_client()
+    login(auditor, "auditor")
+    result = runner.invoke(args=["admin", "password", "dpo", "--password-stdin"], input="another long password\n")
+    assert result.exit_code == 0, result.output
+    assert replay(app, cookie, "/admin").status_code == 302
+    assert auditor.get("/admin").status_code == 200
+    assert login(client).status_code == 401
+    assert login(client, password="another long password").status_code == 303
+    refused = runner.invoke(args=["admin", "password", "dpo", "--password-stdin"], input="short\n")
+    assert refused.exit_code == 1 and "at least 12 characters" in refused.output
+    assert runner.invoke(args=["admin", "password", "nobody", "--password-stdin"], input=PASSWORD + "\n").exit_code == 1
+
+
+def test_admin_end_sessions_ends_every_session(app, client, runner, dpo):
+    with app.app_context():
+        create_user("auditor", PASSWORD)
+        db.session.commit()
+    login(client)
+    auditor = app.test_client()
+    login(auditor, "auditor")
+    result = runner.invoke(args=["admin", "end-sessions", "auditor"])
+    assert result.exit_code == 0 and "1 user" in result.output
+    assert auditor.get("/admin").status_code == 302 and client.get("/admin").status_code == 200
+    login(auditor, "auditor")
+    result = runner.invoke(args=["admin", "end-sessions"])
+    assert result.exit_code == 0 and "2 users" in result.output
+    assert auditor.get("/admin").status_code == 302 and client.get("/admin").status_code == 302
+    assert runner.invoke(args=["admin", "end-sessions", "nobody"]).exit_code == 1
+
+
+def test_a_session_of_the_old_shape_is_refused(app, dpo):
+    client = app.test_client()
+    with app.app_context():
+        user = db.session.scalars(select(AdminUser)).one()
+        old = [user.id, __import__("consent.users", fromlist=["_fingerprint"])._fingerprint(user)]
+    with client.session_transaction() as stored:
+        stored["admin"] = old
+    assert client.get("/admin").status_code == 302
+
+
+def test_the_login_throttle_says_when_to_retry(make_app, dpo):
+    client = make_app(RATELIMIT_ADMIN_LOGIN="2 per minute").test_client()
+    assert [login(client, password="wrong password!").status_code for _ in range(2)] == [401, 401]
+    refused = login(client)
+    assert refused.status_code == 429
+    assert 0 < int(refused.headers["Retry-After"]) <= 60
+    assert f"try again in {refused.headers['Retry-After']} seconds" in refused.get_data(as_text=True)
+
+
+def test_one_client_cannot_lock_out_another_client_or_account(make_app, dpo):
+    app = make_app(RATELIMIT_ADMIN_LOGIN="3 per minute")
+    with app.app_context():
+        create_user("auditor", PASSWORD)
+        db.session.commit()
+    attacker = app.test_client()
+    attacker.environ_base["REMOTE_ADDR"] = "198.51.100.7"
+    assert [login(attacker, password="wrong password!").status_code for _ in range(4)] == [401, 401, 401, 429]
+    # The same office network (/24), another address: not locked out.
+    colleague = app.test_client()
+    colleague.environ_base["REMOTE_ADDR"] = "198.51.100.8"
+    assert login(colleague).status_code == 303
+    # The attacker's address may still log in to another account.
+    assert login(attacker, "auditor").status_code == 303
+
+
+def test_failures_from_one_client_over_many_accounts_are_limited(make_app, dpo):
+    client = make_app(RATELIMIT_ADMIN_LOGIN_PER_CLIENT="3 per minute").test_client()
+    statuses = [login(client, f"user{n}", "wrong password!").status_code for n in range(4)]
+    assert statuses == [401, 401, 401, 429]
+
+
+def test_an_account_has_a_ceiling_over_all_clients(make_app, dpo):
+    app = make_app(RATELIMIT_ADMIN_LOGIN_PER_ACCOUNT="3 per minute")
+    statuses = []
+    for n in range(4):
+        client = app.test_client()
+        client.environ_base["REMOTE_ADDR"] = f"203.0.113.{n + 1}"
+        statuses.append(login(client, password="wrong password!").status_code)
+    assert statuses == [401, 401, 401, 429]
+
+
+def test_successful_logins_are_not_counted(make_app, dpo):
+    client = make_app(RATELIMIT_ADMIN_LOGIN="2 per minute").test_client()
+    assert [login(client).status_code for _ in range(4)] == [303] * 4

@@ -218,3 +218,44 @@ def test_replayed_answers_are_counted_in_the_latency_metric(client: FlaskClient,
     for _ in range(5):
         client.get("/s/demo/banner.js")
     assert served() == before + 5 >= 5
+
+
+def test_the_api_address_comes_from_configuration_not_from_host(make_app: Callable[..., Flask]) -> None:
+    client = make_app(PUBLIC_URL="https://consent.example.com/").test_client()
+    response = client.get("/s/demo/banner.js", headers={"Host": "evil.example"})
+    config = _config(gzip.decompress(response.data) if response.headers.get("Content-Encoding") else response.data)
+    assert config["api"] == "https://consent.example.com"
+    assert config["policy_url"] == "https://consent.example.com/s/demo/cookies"
+    assert b"evil.example" not in response.data
+    assert response.headers["Vary"] == "Accept-Encoding"
+
+
+def test_a_site_may_name_its_own_public_address(make_app: Callable[..., Flask], tmp_path: Path) -> None:
+    inventory = tmp_path / "cookies.yaml"
+    demo = (ROOT / "cookies.yaml").read_text(encoding="utf-8")
+    inventory.write_text(demo.replace("revision: 1", "revision: 1\npublic_url: https://c.shop.example"), "utf-8")
+    client = make_app(INVENTORY=str(inventory), PUBLIC_URL="https://consent.example.com").test_client()
+    config = _config(client.get("/s/demo/banner.js", headers={"Host": "evil.example"}).data)
+    assert config["api"] == "https://c.shop.example"
+
+
+def test_without_a_configured_address_the_answer_varies_on_host(client: FlaskClient) -> None:
+    for host in ("127.0.0.1:8000", "localhost:8000", "evil.example"):
+        response = client.get("/s/demo/banner.js", headers={"Host": host})
+        assert _config(response.data)["api"] == f"http://{host}"
+        assert set(response.headers["Vary"].split(", ")) == {"Accept-Encoding", "Host"}
+
+
+@pytest.mark.parametrize("public_url", ["consent.example.com", "javascript:alert(1)", "https://consent.example/?x=1"])
+def test_a_bad_public_url_stops_the_start(make_app: Callable[..., Flask], public_url: str) -> None:
+    with pytest.raises(ValueError, match="CONSENT_PUBLIC_URL: .* is not the service's address"):
+        make_app(PUBLIC_URL=public_url)
+
+
+def test_outside_the_demo_a_missing_public_url_is_reported_at_start(
+    make_app: Callable[..., Flask], capfd: pytest.CaptureFixture[str]
+) -> None:
+    make_app(TESTING=False)
+    assert "CONSENT_PUBLIC_URL is not set: banner.js of demo" in capfd.readouterr().err
+    make_app(TESTING=False, PUBLIC_URL="https://consent.example.com")
+    assert "CONSENT_PUBLIC_URL" not in capfd.readouterr().err

@@ -295,3 +295,11 @@ def test_inventory_json_carries_expiry_text_in_every_site_language(
     assert [c["expiry"]["seconds"] for c in cookies[1:]] == [13 * 30 * 86400, None, 86400]
     document = page(client, "/s/shop/cookies?lang=fr")
     assert "13 mois" in document.find_all("main")[0].text
+
+
+def test_the_widget_never_names_the_host_it_was_requested_at(client):
+    response = client.get("/s/demo/declaration.js", headers={"Host": "evil.example", "Accept-Encoding": "identity"})
+    assert response.status_code == 200
+    # Its API address is a path, resolved against the script's own URL in the browser.
+    assert b'"api":"/api/v1/sites/demo"' in response.data
+    assert b"evil.example" not in response.data

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -142,3 +143,64 @@ def test_regional_languages_get_their_base_language_texts(tmp_path):
     assert site.public["texts"]["nl-BE"]["accept_all"] == "Alles accepteren"
     analytics = next(c for c in site.public["categories"] if c["key"] == "analytics")
     assert analytics["label"]["nl-BE"] == "Analyse"
+
+
+@pytest.mark.parametrize(
+    "policy_url",
+    [
+        "javascript:alert(document.cookie)",
+        "JavaScript:alert(1)",
+        "data:text/html,<script>alert(1)</script>",
+        "vbscript:msgbox",
+        "java\tscript:alert(1)",
+        " javascript:alert(1)",
+        "//evil.example/privacy",
+        "/\\evil.example/privacy",
+        "https://",
+        "ftp://shop.example/privacy",
+        "mailto:dpo@shop.example",
+    ],
+)
+def test_policy_url_must_be_http_https_or_relative(tmp_path, policy_url):
+    text = VALID.replace("revision: 3", f"revision: 3\npolicy_url: {json.dumps(policy_url)}")
+    path = write(tmp_path, text)
+    with pytest.raises(InventoryError) as caught:
+        load_inventory(path)
+    assert caught.value.errors == [
+        f"{path}:5: policy_url: {policy_url!r} is not an https:// or http:// address or a relative path like /privacy"
+        + (" (no spaces, control characters or backslashes)" if any(c in policy_url for c in "\t \\") else "")
+    ]
+    result = CliRunner().invoke(cli, ["check", str(path)])
+    assert result.exit_code == 1 and f"{path}:5: policy_url:" in result.output
+
+
+@pytest.mark.parametrize(
+    "policy_url", ["https://shop.example/privacy#cookies", "http://shop.example/privacy", "/privacy", "privacy.html"]
+)
+def test_policy_url_accepts_addresses_and_relative_paths(tmp_path, policy_url):
+    text = VALID.replace("revision: 3", f"revision: 3\npolicy_url: {json.dumps(policy_url)}")
+    assert load_inventory(write(tmp_path, text))["shop"].policy_url == policy_url
+
+
+def test_service_does_not_start_with_a_javascript_policy_url(tmp_path, database_url):
+    from consent import create_app
+
+    path = write(tmp_path, VALID.replace("revision: 3", "revision: 3\npolicy_url: 'javascript:alert(1)'"))
+    with pytest.raises(InventoryError, match=f"{path}:5: policy_url"):
+        create_app({"TESTING": True, "DATABASE_URL": database_url, "INVENTORY": str(path)})
+
+
+@pytest.mark.parametrize(
+    ("public_url", "kept"),
+    [("https://consent.shop.example/", "https://consent.shop.example"), ("http://127.0.0.1:8000/c", None)],
+)
+def test_a_site_may_name_the_public_address_of_the_service(tmp_path, public_url, kept):
+    site = load_inventory(write(tmp_path, VALID.replace("revision: 3", f"revision: 3\npublic_url: {public_url}")))
+    assert site["shop"].public_url == (kept or public_url)
+
+
+@pytest.mark.parametrize("public_url", ["javascript:alert(1)", "consent.example", "https://user@consent.example"])
+def test_a_bad_public_address_is_refused(tmp_path, public_url):
+    path = write(tmp_path, VALID.replace("revision: 3", f"revision: 3\npublic_url: '{public_url}'"))
+    with pytest.raises(InventoryError, match=f"{path}:5: public_url: .* is not the service's address"):
+        load_inventory(path)

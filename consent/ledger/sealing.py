@@ -67,12 +67,16 @@ def _seal_once(site: str, horizon: int) -> tuple[int, bool, LedgerHead | None] |
     last = seals.latest(site)
     through = last.last_id if last else 0
     size = last.first_index + last.leaf_count if last else 0
-    rows = [] if horizon <= through else db.session.execute(
-        select(ConsentRecord.id, ConsentRecord.recorded_at, ConsentRecord.consent_id, ConsentRecord.record_hash)
-        .where(_of_site(site), ConsentRecord.id > through, ConsentRecord.id <= horizon)
-        .order_by(ConsentRecord.id)
-        .limit(MAX_LEAVES)
-    ).all()
+    rows = (
+        []
+        if horizon <= through
+        else db.session.execute(
+            select(ConsentRecord.id, ConsentRecord.recorded_at, ConsentRecord.consent_id, ConsentRecord.record_hash)
+            .where(_of_site(site), ConsentRecord.id > through, ConsentRecord.id <= horizon)
+            .order_by(ConsentRecord.id)
+            .limit(MAX_LEAVES)
+        ).all()
+    )
     if not rows:
         if size and heads.at_size(site, size) is None:  # a pass cut short left its seals without a head
             return 0, False, heads.sign_head(site, size, StoredTree(site).root(size))
