@@ -16,8 +16,12 @@ PUBLIC = {
     ("/api/v1/openapi.json", "GET"),
     ("/api/v1/docs", "GET"),
     ("/api/v1/sites/<site>/inventory", "GET"),
-    # Authorised by the receipt it checks (tested in test_history).
-    ("/api/v1/sites/<site>/receipt", "GET"),
+    # Checks a visitor's signed proof, which anyone may hold (tested in test_history).
+    ("/api/v1/sites/<site>/receipt", "POST"),
+    # The ledger's public keys and signed heads: published for anyone to check (tested in test_ledger_api).
+    ("/api/v1/ledger/keys", "GET"),
+    ("/api/v1/sites/<site>/ledger/head", "GET"),
+    ("/api/v1/sites/<site>/ledger/consistency", "GET"),
     # Authorised by the site's declared Origin (tested in test_api).
     ("/api/v1/sites/<site>/consents", "POST"),
     # Cookie names the banner reports; authorised the same way (tested in test_undeclared).
