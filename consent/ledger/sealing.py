@@ -178,7 +178,7 @@ def after_record(site: str) -> None:
 @click.command("seal")
 @click.option("--site", "site_keys", multiple=True, help="Only this site (repeatable); default: every site.")
 def seal_command(site_keys: tuple[str, ...]) -> None:
-    """Seal every record written so far into signed checkpoints."""
+    """Seal every record written so far into the Merkle tree, under a new signed head."""
     horizon = read_horizon()
     db.session.commit()
     if db.engine.dialect.name == "postgresql":
