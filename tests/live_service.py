@@ -48,6 +48,8 @@ def _app_config(database_url: str) -> dict[str, object]:
         "DATABASE_URL": database_url,
         "ADMIN_TOKENS": ADMIN_TOKEN,
         "INVENTORY": str(ROOT / "cookies.yaml"),
+        # The run's key (tests/conftest.py), which the services started here inherit too.
+        "LEDGER_KEY_FILE": os.environ["CONSENT_LEDGER_KEY_FILE"],
     }
 
 
