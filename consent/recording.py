@@ -17,7 +17,7 @@ from flask import current_app
 from itsdangerous import BadSignature, Serializer, URLSafeSerializer
 from itsdangerous.encoding import base64_encode
 from itsdangerous.signer import HMACAlgorithm
-from marshmallow import Schema, ValidationError, fields, post_load, pre_load, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, post_load, validate
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import DBAPIError
 
@@ -131,27 +131,22 @@ class ConsentSchema(Schema):
     gpc = StrictBoolean(load_default=False)
     dnt = StrictBoolean(load_default=False)
 
-    @pre_load
-    def _safe_text(self, data: Any, **_: Any) -> Any:
-        # One search per text field before anything else reads it; every later
-        # step (URL parsing, hashing, receipts, the database) may then trust it.
-        if isinstance(data, dict):
-            unsafe = {
-                name: ["must not contain control characters or lone surrogates"]
-                for name in TEXT_FIELDS
-                if isinstance(data.get(name), str) and UNSAFE_TEXT.search(data[name])
-            }
-            if unsafe:
-                raise ValidationError(unsafe)
-        return data
-
-    @validates_schema
-    def _coherent(self, data: dict[str, Any], **_: Any) -> None:
-        if data.get("receipt") and not data.get("consent_id"):
+    @post_load
+    def _understood(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        # One hook for what spans fields (marshmallow's hooks cost more than their bodies).
+        # It runs only if every field is valid; a body with a field error is refused anyway.
+        unsafe = {
+            name: ["must not contain control characters or lone surrogates"]
+            for name in TEXT_FIELDS
+            if data.get(name) and UNSAFE_TEXT.search(data[name])
+        }
+        if unsafe:
+            raise ValidationError(unsafe)
+        if data["receipt"] and not data["consent_id"]:
             raise ValidationError("a receipt comes with its consent_id", "consent_id")
         action, given = data["action"], data["choices"]
         if action == "custom":
-            return
+            return data
         implied = _implied(action, data["gpc"] or data["dnt"])
         # With GPC or DNT, accept_all leaves advertising refused, unless the
         # visitor's own advertising switch granted it.
@@ -165,12 +160,8 @@ class ConsentSchema(Schema):
         if contradicting:
             meaning = ", ".join(f"{c}: {str(implied[c]).lower()}" for c in contradicting)
             raise ValidationError(f"{action} means {meaning}; send action custom for another choice", "choices")
-
-    @post_load
-    def _decide(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
-        # The stored choices are the action's: a category left out takes its meaning.
-        if data["action"] != "custom":
-            data["choices"] = {**_implied(data["action"], data["gpc"] or data["dnt"]), **data["choices"]}
+        # What is stored is the action's meaning: a category left out takes it.
+        data["choices"] = {**implied, **given}
         return data
 
 
