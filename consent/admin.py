@@ -55,8 +55,9 @@ def _require_login() -> ResponseReturnValue | None:
 
 
 def _safe_next(target: str | None) -> str:
-    # Only back into the dashboard: never an open redirect to another host.
-    if target and target.startswith("/admin") and not target.startswith("//"):
+    # Only back into the dashboard: never an open redirect to another host, and
+    # nothing a Location header cannot carry (CR, LF and other controls).
+    if target and target.startswith("/admin") and target.isprintable():
         return target
     return url_for("admin.index")
 

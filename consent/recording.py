@@ -13,7 +13,7 @@ from flask import current_app
 from itsdangerous import BadSignature, Serializer, URLSafeSerializer
 from itsdangerous.encoding import base64_encode
 from itsdangerous.signer import HMACAlgorithm
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, post_load, validate
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import DBAPIError
 
@@ -34,16 +34,31 @@ OPTIONAL = CATEGORIES[1:]
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 # The banner's event ids: a UUID in its canonical text, either case (stored in lower case).
 EVENT_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
+# ";name=value" after a path segment (RFC 3986 3.3), up to the next "/".
+PATH_PARAMETERS = re.compile(r";[^/]*")
+
+
+# What no text field may hold: C0 and C1 controls (NUL, CR, LF, ...) and DEL, which
+# PostgreSQL refuses (NUL) or which forge lines in logs and exports, and lone
+# surrogates, which cannot be encoded as UTF-8 at all (hashing, receipts).
+UNSAFE_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+TEXT_FIELDS = ("event_id", "consent_id", "receipt", "action", "language", "page_url")
+# revision is an INTEGER column: what both SQLite and PostgreSQL store in it.
+MAX_REVISION = 2**31 - 1
 
 
 def _http_url(value: str) -> None:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 -- raises ValueError for a port that is not a number in range
+    except ValueError as error:
+        raise ValidationError(f"is not a URL: {error}") from None
+    if parts.scheme not in ("http", "https") or not parts.netloc.rpartition("@")[2]:
         raise ValidationError("must be an absolute http(s) URL")
 
 
 class Choices(fields.Field):
-    """``choices``: true or false per category; a category left out counts as refused.
+    """``choices``: true or false per category (``necessary`` only true); the action decides the rest.
 
     A field of its own rather than a nested schema or a typed ``Dict``, which
     cost a third of the whole request's validation for four booleans.
@@ -58,9 +73,27 @@ class Choices(fields.Field):
                 errors[str(category)] = [f"not a category (one of {', '.join(CATEGORIES)})"]
             elif granted is not True and granted is not False:
                 errors[category] = ["must be true or false"]
+            elif category == "necessary" and granted is False:
+                errors[category] = ["is always granted and cannot be refused"]
         if errors:
             raise ValidationError(errors)
         return value
+
+
+class StrictBoolean(fields.Boolean):
+    """A JSON true or false, nothing else: ``fields.Boolean`` takes 1 and 0, which equal True and False."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if value is True or value is False:
+            return value
+        raise self.make_error("invalid")
+
+
+def _implied(action: str, signal: bool) -> dict[str, bool]:
+    """What ``action`` grants of each optional category; ``signal``: GPC or DNT was seen."""
+    if action == "accept_all":
+        return {category: not (signal and category == "advertising") for category in OPTIONAL}
+    return dict.fromkeys(OPTIONAL, False)
 
 
 class ConsentSchema(Schema):
@@ -80,22 +113,51 @@ class ConsentSchema(Schema):
         required=True,
         metadata={
             "type": "object",
-            "properties": {category: {"type": "boolean"} for category in CATEGORIES},
+            "properties": {
+                category: {"type": "boolean", **({"const": True} if category == "necessary" else {})}
+                for category in CATEGORIES
+            },
             "additionalProperties": False,
         },
     )
-    revision = fields.Integer(required=True, strict=True, validate=validate.Range(1))
+    revision = fields.Integer(required=True, strict=True, validate=validate.Range(1, MAX_REVISION))
     language = fields.String(load_default=None, validate=validate.Length(1, 16))
     page_url = fields.String(required=True, validate=[validate.Length(max=2048), _http_url])
-    gpc = fields.Boolean(load_default=False, truthy={True}, falsy={False})
-    dnt = fields.Boolean(load_default=False, truthy={True}, falsy={False})
+    gpc = StrictBoolean(load_default=False)
+    dnt = StrictBoolean(load_default=False)
 
-    @validates_schema
-    def _coherent(self, data: dict[str, Any], **_: Any) -> None:
-        if data["action"] in ("reject_all", "withdraw") and any(data["choices"].get(c) for c in OPTIONAL):
-            raise ValidationError(f"{data['action']} grants no optional category", "choices")
-        if data.get("receipt") and not data.get("consent_id"):
+    @post_load
+    def _understood(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        # One hook for what spans fields (marshmallow's hooks cost more than their bodies).
+        # It runs only if every field is valid; a body with a field error is refused anyway.
+        unsafe = {
+            name: ["must not contain control characters or lone surrogates"]
+            for name in TEXT_FIELDS
+            if data.get(name) and UNSAFE_TEXT.search(data[name])
+        }
+        if unsafe:
+            raise ValidationError(unsafe)
+        if data["receipt"] and not data["consent_id"]:
             raise ValidationError("a receipt comes with its consent_id", "consent_id")
+        action, given = data["action"], data["choices"]
+        if action == "custom":
+            return data
+        implied = _implied(action, data["gpc"] or data["dnt"])
+        # With GPC or DNT, accept_all leaves advertising refused, unless the
+        # visitor's own advertising switch granted it.
+        contradicting = [
+            category
+            for category in OPTIONAL
+            if category in given
+            and given[category] != implied[category]
+            and not (action == "accept_all" and category == "advertising" and given[category])
+        ]
+        if contradicting:
+            meaning = ", ".join(f"{c}: {str(implied[c]).lower()}" for c in contradicting)
+            raise ValidationError(f"{action} means {meaning}; send action custom for another choice", "choices")
+        # What is stored is the action's meaning: a category left out takes it.
+        data["choices"] = {**implied, **given}
+        return data
 
 
 CONSENT_SCHEMA = ConsentSchema()
@@ -119,9 +181,15 @@ def truncate_ip(address: str | None) -> str:
 
 
 def clean_page_url(url: str) -> str:
-    """``url`` without its query string and fragment; nothing else changed."""
+    """``url`` with only its scheme, host, port and path: no user, password, path parameters, query or fragment.
+
+    Each of those can carry who the visitor is (``user:password@``,
+    ``;jsessionid=…``, ``?email=``) and none of it is needed as proof.
+    """
     parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+    host = parts.netloc.rpartition("@")[2]
+    path = PATH_PARAMETERS.sub("", parts.path) if ";" in parts.path else parts.path
+    return urlunsplit((parts.scheme, host, path, "", ""))
 
 
 class ReceiptSerializer(URLSafeSerializer):

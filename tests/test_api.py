@@ -81,7 +81,9 @@ def test_ip_is_truncated_before_storage(app, client, address, stored):
 
 
 def test_necessary_is_always_true_and_missing_categories_are_refused(app, client):
-    response = client.post(URL, json=body(choices={"necessary": False}), headers=ORIGIN)
+    refused = client.post(URL, json=body(choices={"necessary": False}), headers=ORIGIN)
+    assert refused.status_code == 422 and "necessary" in refused.json["error"]["fields"]["choices"]
+    response = client.post(URL, json=body(choices={"necessary": True}), headers=ORIGIN)
     assert response.status_code == 201
     row = rows(app)[0]
     assert (row.necessary, row.functional, row.analytics, row.advertising) == (True, False, False, False)
@@ -127,7 +129,7 @@ def test_racing_replays_write_one_row(app):
 
 
 def test_a_change_of_mind_is_a_new_record_under_the_same_consent_id(app, client):
-    first = client.post(URL, json=body(action="accept_all"), headers=ORIGIN).json
+    first = client.post(URL, json=body(action="accept_all", choices={}), headers=ORIGIN).json
     second = client.post(
         URL,
         json=body(action="withdraw", choices={}, consent_id=first["consent_id"], receipt=first["receipt"]),
@@ -255,7 +257,7 @@ def test_inventory_json_with_etag(client):
 
 
 def test_history_with_receipt_header_or_link_or_admin(client, admin_headers):
-    first = client.post(URL, json=body(action="accept_all"), headers=ORIGIN).json
+    first = client.post(URL, json=body(action="accept_all", choices={}), headers=ORIGIN).json
     client.post(URL, json=body(), headers=ORIGIN)  # someone else
     path = f"{URL}/{first['consent_id']}"
     by_header = client.get(path, headers={"X-Consent-Receipt": first["receipt"], **ORIGIN})

@@ -42,9 +42,10 @@ def parse_moment(value: str | None, name: str) -> datetime | None:
         if len(value) == 10:
             return datetime.combine(date.fromisoformat(value), time(), UTC)
         moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"{name}: {value!r} is not a date (2026-11-21) or an ISO 8601 date-time") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        # 0001-01-01T00:00+01:00 and 9999-12-31T23:00-01:00 have no UTC time: OverflowError.
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise ValueError(f"{name}: {value!r} is not a date (2026-11-21) or an ISO 8601 date-time in range") from None
 
 
 def stream_export(
