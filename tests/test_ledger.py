@@ -231,11 +231,20 @@ def test_a_backdated_insert_is_named(proof_app):
 
 def test_an_old_record_the_sealer_never_took_is_named_unsealed(proof_app):
     sealed_log(proof_app, 2)
-    [late] = insert_records(proof_app, [datetime.now(UTC) - timedelta(hours=1)])
+    [late] = insert_records(proof_app, [datetime.now(UTC) - timedelta(hours=2)])
     result = verify(proof_app)
     assert result.exit_code == 1
     assert f"unsealed   record {late}" in result.output
     assert "still not sealed" in result.output
+
+
+def test_how_long_a_record_may_wait_to_be_sealed_is_configurable(make_app):
+    app = make_app(SEAL_INTERVAL=0, SEAL_GRACE=0, SEAL_MAX_DELAY=30)
+    sealed_log(app, 1)
+    [late] = insert_records(app, [datetime.now(UTC) - timedelta(minutes=1)])
+    assert f"unsealed   record {late}" in verify(app).output
+    relaxed = make_app(SEAL_INTERVAL=0, SEAL_GRACE=0)  # sealed from cron: an hour by default
+    assert verify(relaxed).exit_code == 0
 
 
 def test_a_head_altered_without_the_key_is_detected(proof_app):

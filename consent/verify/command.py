@@ -99,10 +99,22 @@ def verify_live(site: str, witnessed: list[dict[str, Any]] | None = None) -> Rep
         db.session.rollback()
 
 
+def max_seal_delay() -> float:
+    """Seconds a record may wait to be sealed before verify names it: ``CONSENT_SEAL_MAX_DELAY``.
+
+    By default a minute more than the seal interval and grace; an hour when
+    sealing on the write path is off (``consent seal`` from cron).
+    """
+    config = current_app.config
+    if config.get("SEAL_MAX_DELAY") is not None:
+        return float(config["SEAL_MAX_DELAY"])
+    interval = float(config["SEAL_INTERVAL"] or 0)
+    return interval + float(config["SEAL_GRACE"]) + 60 if interval > 0 else 3600.0
+
+
 def _check_sealing(site: str, report: Report, through: int, has_heads: bool) -> None:
     """Records must not wait to be sealed longer than the seal interval and grace allow, nor live without heads."""
-    config = current_app.config
-    due = utcnow() - timedelta(seconds=float(config["SEAL_INTERVAL"] or 0) + float(config["SEAL_GRACE"]) + 60)
+    due = utcnow() - timedelta(seconds=max_seal_delay())
     late = db.session.execute(
         select(ConsentRecord.id, ConsentRecord.consent_id, ConsentRecord.recorded_at)
         .where(ConsentRecord.site == site, ConsentRecord.id > through, ConsentRecord.recorded_at < due)
