@@ -38,6 +38,12 @@ def create_app(test_config: dict[str, Any] | None = None, *, routes: bool = True
         RATELIMIT_ENABLED=True,
         DEMO=False,
         MAX_CONTENT_LENGTH=16 * 1024,
+        # Sealing (consent.ledger.sealing): every SEAL_INTERVAL seconds on the write path (0: off, seal
+        # from cron), SEAL_GRACE seconds after observing the newest id (PostgreSQL commits out of order);
+        # SEAL_MAX_DELAY (None: derived) is how long verify lets a record wait to be sealed.
+        SEAL_INTERVAL=10,
+        SEAL_GRACE=2,
+        SEAL_MAX_DELAY=None,
         TRUSTED_PROXIES=0,
     )
     if test_config is None:

@@ -190,8 +190,6 @@ def seal_command(site_keys: tuple[str, ...]) -> None:
 
 def init_app(app: Flask) -> None:
     """Configure sealing (``CONSENT_SEAL_INTERVAL`` 0 turns it off on the write path) and its command."""
-    app.config.setdefault("SEAL_INTERVAL", 10)
-    app.config.setdefault("SEAL_GRACE", 2)
     interval = float(app.config["SEAL_INTERVAL"])
     if interval > 0:
         app.extensions["consent.sealer"] = Sealer(interval, float(app.config["SEAL_GRACE"]))
