@@ -25,7 +25,7 @@ ORIGIN = "http://localhost:8000"
 USER_AGENTS = (
     'Mozilla/5.0 (X11; Linux x86_64) "quoted", and a comma',
     "'=cmd|' /C calc'!A0",
-    "=HYPERLINK(\"http://evil.example\")",
+    '=HYPERLINK("http://evil.example")',
     "Tab\there, ünïcødé ✓",
     "back\\slash",
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Firefox/133.0",
@@ -93,9 +93,7 @@ def seal(app: Flask) -> None:
     assert result.exit_code == 0, result.output
 
 
-def export(
-    app: Flask, path: Path, fmt: str = "csv", proof: Path | None = None, since: datetime | None = None
-) -> Path:
+def export(app: Flask, path: Path, fmt: str = "csv", proof: Path | None = None, since: datetime | None = None) -> Path:
     """Export the demo site as ``fmt`` to ``path`` and its proof beside it (or to ``proof``); the proof's path.
 
     Written with the export's own functions, as ``consent export --proof`` does.

@@ -44,7 +44,7 @@ def round_trip(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
     app = create_app(_config(url, SEAL_INTERVAL=0, SEAL_GRACE=0))
     post_choices(app)
     insert_records(
-        app, [plain_record(7, user_agent="line one\nline two", page_url="https://shop.example/?q=1,2;x=\"y\"")]
+        app, [plain_record(7, user_agent="line one\nline two", page_url='https://shop.example/?q=1,2;x="y"')]
     )
     seal(app)
     original = folder / "export.csv"
