@@ -38,6 +38,11 @@ from consent.ledger.keys import generate_pem, write_private  # noqa: E402
 
 CONSENT = [sys.executable, "-c", "from consent.cli import main; main()"]
 BUDGET = 1.5
+# The same verify reading the file in one process only (no multicore scan): whether the scan still pays.
+THOROUGH = (
+    "import sys; import consent.verify.scan as scan; scan.SMALLEST = 1 << 62; "
+    "from consent.verify.__main__ import main; sys.exit(main())"
+)
 # Until `consent export --proof` exists, the same proof written with the export's own functions.
 PROOF_ONLY = """
 import sys
@@ -158,12 +163,18 @@ def main() -> None:
                 f"(cpu {result['cpu']:.2f} s, {result['rss_mb']:.0f} MB)",
                 flush=True,
             )
+        single = timed([sys.executable, "-c", THOROUGH, *verify[3:]], clean, cwd=work)
+        if single["returncode"]:
+            raise SystemExit(f"verify (one process) failed: {single['output']}")
+        print(f"verify in one process, no scan: {single['seconds']:.2f} s (cpu {single['cpu']:.2f} s)", flush=True)
         size = out.stat().st_size + proof.stat().st_size
     summary = {
         "rows": arguments.rows,
         "export_s": statistics.median(exports),
         "verify_s": statistics.median(result["seconds"] for result in verifies),
+        "verify_cpu_s": statistics.median(result["cpu"] for result in verifies),
         "verify_rss_mb": max(result["rss_mb"] for result in verifies),
+        "verify_one_process_s": single["seconds"],
         "files_mb": size / 1e6,
     }
     summary["ratio"] = summary["verify_s"] / summary["export_s"]
