@@ -21,9 +21,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from consent.recording import HASHED_FIELDS, record_hash  # noqa: E402
+from consent.ledger.canonical import HASHED_FIELDS, record_hash  # noqa: E402
 
-COLUMNS = ("id", *HASHED_FIELDS, "record_hash")
+COLUMNS = ("id", "event_id", *HASHED_FIELDS, "record_hash")
 BATCH = 10_000
 USER_AGENTS = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36",
@@ -47,7 +47,7 @@ def fake_records(site: str, inventory_hash: str, count: int, start: datetime, fi
         granted = action in ("accept_all", "custom")
         values: dict[str, Any] = {
             "site": site,
-            "event_id": uuid.UUID(int=rng.getrandbits(128), version=4).hex,
+            "event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
             "consent_id": consent_id,
             "recorded_at": moment,
             "action": action,
@@ -64,7 +64,7 @@ def fake_records(site: str, inventory_hash: str, count: int, start: datetime, fi
             "gpc": rng.random() < 0.05,
             "dnt": rng.random() < 0.1,
         }
-        yield (record_id, *(values[field] for field in HASHED_FIELDS), record_hash(values))
+        yield (record_id, values["event_id"], *(values[field] for field in HASHED_FIELDS), record_hash(values))
 
 
 def fill(database_url: str, site: str, inventory_hash: str, count: int, start: datetime | None = None) -> None:

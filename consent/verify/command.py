@@ -22,9 +22,11 @@ from consent.ledger import seals as stored_seals
 from consent.ledger.canonical import iso
 from consent.ledger.keys import public_keys
 from consent.models import ConsentRecord, db, utcnow
+from consent.verify import offline
 from consent.verify.checker import Block, Finding, Report, Verifier
 from consent.verify.live import SqliteLog, postgresql_records
 from consent.verify.proofs import TreeCheck, check_tree, erasures, good_heads
+from consent.verify.report import print_report
 
 NAMED = 20  # unsealed records named one by one; the rest are counted
 
@@ -136,43 +138,28 @@ def _check_sealing(site: str, report: Report, through: int, has_heads: bool) -> 
         report.findings.append(Finding("ledger", None, None, "the site has records but no signed tree head"))
 
 
-def print_report(report: Report) -> None:
-    """One line per finding, then a summary line."""
-    for finding in sorted(report.findings, key=lambda f: (f.record_id is not None, f.record_id or 0, f.kind)):
-        where = f"record {finding.record_id}" if finding.record_id is not None else "ledger"
-        who = (
-            f"consent ID {finding.consent_id}"
-            if finding.consent_id
-            else ("consent ID unknown" if finding.record_id else "")
-        )
-        click.echo(f"{finding.kind:<10} {where:<16} {who:<48} {finding.message}".rstrip())
-    head = report.head
-    sealed = f"{report.sealed} sealed under signed heads" if head else "no signed head"
-    extra = f"{report.unsealed} not sealed yet, {report.erased} erased, {report.purged} purged"
-    if report.unproven:
-        extra += f", {report.unproven} under seals no head vouches for"
-    verdict = "intact" if report.intact else f"NOT INTACT: {len(report.findings)} problems"
-    click.echo(f"{report.site}: {verdict}; {report.checked} records checked, {sealed}; {extra}")
-    for note in report.notes:
-        click.echo(note)
-    if head is not None:
-        click.echo(
-            f"newest head: {head['tree_size']} leaves, root {head['root_hash']}, "
-            f"signed {head['timestamp']} by key {head['key_id']}"
-        )
-
-
 @click.command("verify")
 @click.option("--site", "site_key", help="The site's key (the live log).")
 @click.option(
     "--witness", "witness", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="A witness store, a receipt's proof or a head seen outside the database (repeatable).",
 )  # fmt: skip
+@click.option(
+    "--proof", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The proof of the exported FILE (a bundle carries its own).",
+)  # fmt: skip
+@click.option("--keys", help="The trusted key set for FILE's proof: a JSON file or an http(s) URL.")
 @click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def verify_command(site_key: str | None, witness: tuple[Path, ...], file: Path | None) -> None:
+def verify_command(
+    site_key: str | None, witness: tuple[Path, ...], proof: Path | None, keys: str | None, file: Path | None
+) -> None:
     """Check the log against its signed heads, or an exported FILE offline; exit 1 if anything changed."""
     if file is not None:
-        raise click.ClickException("offline verification of a file: see `python -m consent.verify`")
+        # Exactly `python -m consent.verify`: offline, with the public keys alone.
+        status = offline.run(file, proof, keys)
+        if status:
+            raise SystemExit(status)
+        return
     if not site_key:
         raise click.UsageError("give --site for the live log, or a FILE")
     report = verify_live(site_key, witnessed_heads(witness))

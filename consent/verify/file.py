@@ -1,13 +1,20 @@
-"""Reading an exported file back: its ledger entries and summary, then its records for verification.
+"""Reading an exported file back for verification: its records, each hashed again from its own values.
 
-Each record's fields are hashed again. CSV rows take a fast path: when no
-value needs escaping, the canonical JSON is the values in a fixed template;
-anything else, and any mismatch, is hashed again the slow, exact way.
+An export is a plain table (consent.export.formats): CSV with one header row,
+JSON Lines or ISO/IEC TS 27560 JSON Lines with one record per line. CSV is
+read the way a spreadsheet may have saved it again: quoted or not, CRLF or
+LF, with a BOM or without, ``TRUE``/``FALSE`` for booleans, the columns in any
+order, and the formula guard (a ``'`` in front of a visitor's value that
+starts like a formula) taken off again. Nothing else is forgiven: any value
+that differs from the one recorded makes the record's hash differ.
+
+CSV rows take a fast path: when no value needs escaping, the canonical JSON
+is the values in a fixed template; anything else, and any mismatch, is
+hashed again the exact way (consent.ledger.canonical).
 """
 
 from __future__ import annotations
 
-import base64
 import csv
 import hashlib
 import json
@@ -16,202 +23,148 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from consent.export_formats import COLUMNS, LEDGER_MARK, from_iso27560
-from consent.ledger import Checkpoint
-from consent.recording import HASHED_FIELDS, record_hash
-from consent.verification import Finding, Row
+from consent.export.formats import BOOLEANS, COLUMNS, FORMULA_STARTS, from_iso27560
+from consent.ledger.canonical import HASHED_FIELDS, iso, record_hash
+from consent.verify.checker import Finding, Row
 
-TRAILER_KEYS = ("checkpoint", "leaves", "labels", "export")
-BLOCK = 1 << 22
-# A trailer row holding a piece of leaves or labels, exactly as exports write it.
-DATA_ROW = re.compile(
-    rb'#ledger,"\{""(leaves|labels)"":\{""seq"":(0|[1-9][0-9]*|""export""),""data"":""([A-Za-z0-9+/=]*)""\}\}"\r\n'
-)
-JSON_TRAILER = tuple(f'{{"{key}"'.encode() for key in TRAILER_KEYS)
-CSV_TRAILER = f"{LEDGER_MARK},".encode()
 BOOLEAN_TEXT = frozenset(("true", "false"))
-# The canonical JSON of HASHED_FIELDS (see consent.recording) when no value holds a control character.
-TEMPLATE = '["%s","%s","%s","%s","%s",%s,%s,%s,%s,%s,"%s","%s","%s","%s","%s",%s,%s]'
+# What spreadsheets write for the export's true and false.
+SPREADSHEET_BOOLEANS = {"TRUE": "true", "FALSE": "false", "True": "true", "False": "false"}
+# The canonical JSON of HASHED_FIELDS (consent.ledger.canonical) when no value needs escaping.
+TEMPLATE = '["%s","%s","%s","%s",%s,%s,%s,%s,%s,"%s","%s","%s","%s","%s",%s,%s]'
 QUOTES = TEMPLATE.count('"')
+# Where each of the template's values is in a CSV row written in COLUMNS order.
+TEMPLATE_COLUMNS = tuple(COLUMNS.index(name) for name in HASHED_FIELDS)
+RECORD_ID, CONSENT_ID, RECORD_HASH = (COLUMNS.index(name) for name in ("record_id", "consent_id", "record_hash"))
+USER_AGENT = COLUMNS.index("user_agent")
+FLAG_COLUMNS = tuple(COLUMNS.index(name) for name in HASHED_FIELDS if name in BOOLEANS)
+REVISION = COLUMNS.index("revision")
+RECORD_ID_TEXT = re.compile(rb'"record_id":\s*([0-9]+)')
+CSV_STARTS = (b"\xef\xbb\xbfrecord_id,", b"record_id,", b'\xef\xbb\xbf"record_id"', b'"record_id"')
 
 
 class ExportFileError(Exception):
     """The file is not an export this service wrote."""
 
 
+def unguard(value: str) -> str:
+    """A CSV value without the formula guard that the export put in front of it (exactly the inverse)."""
+    return value[1:] if value[:1] == "'" and value[1:2] and value[1] in FORMULA_STARTS else value
+
+
+def file_format(start: bytes) -> str | None:
+    """``csv``, ``jsonl`` or ``iso27560`` from the first bytes of a file; None if it is none of them."""
+    if start.startswith(CSV_STARTS):
+        return "csv"
+    if start.startswith(b'{"record":'):
+        return "iso27560"
+    if start.startswith(b'{"record_id":'):
+        return "jsonl"
+    return None
+
+
 @dataclass
 class ExportFile:
-    """An exported file: its format, ledger, summary, and malformed rows met while reading."""
+    """An exported file: its format, and the malformed rows met while reading it."""
 
     path: Path
     format: str = ""
-    checkpoints: list[Checkpoint] = field(default_factory=list)
-    summary: dict[str, Any] | None = None
-    tail: Checkpoint | None = None
     problems: list[Finding] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         with self.path.open("rb") as stream:
-            start = stream.read(64)
-        if start.startswith(b"\xef\xbb\xbfrecord_id,") or start.startswith(b"record_id,"):
-            self.format = "csv"
-        elif start.startswith(b'{"record":'):
-            self.format = "iso27560"
-        elif start.startswith(b'{"record_id":'):
-            self.format = "jsonl"
-        else:
-            raise ExportFileError(f"{self.path}: not a consent export (CSV, JSON Lines or ISO 27560)")
-        self._read_ledger()
-
-    def _entries(self) -> Iterator[dict[str, Any]]:
-        if self.format == "csv":
-            for line in lines_starting(self.path, CSV_TRAILER):
-                piece = DATA_ROW.fullmatch(line)
-                if piece is None:
-                    yield json.loads(_ledger_cell(line))
-                else:  # what the csv and json modules make of it, read directly: most of a trailer is these
-                    kind, seq, data = piece.groups()
-                    yield {kind.decode(): {"seq": "export" if seq == b'""export""' else int(seq), "data": data}}
-            return
-        with self.path.open("rb") as stream:
-            for line in stream:
-                if line.startswith(JSON_TRAILER):
-                    yield json.loads(line)
-
-    def _read_ledger(self) -> None:
-        headers: dict[Any, tuple[dict[str, Any], str]] = {}
-        data: dict[tuple[str, Any], list[bytes]] = {}
-        for entry in self._entries():
-            (kind, value), *_ = entry.items()
-            if kind in ("checkpoint", "export"):
-                header = {k: v for k, v in value.items() if k != "signature"}
-                headers[value.get("seq", "export") if kind == "checkpoint" else "export"] = (header, value["signature"])
-            elif kind in ("leaves", "labels"):
-                data.setdefault((kind, value["seq"]), []).append(base64.b64decode(value["data"]))
-        for seq, (header, signature) in headers.items():
-            leaves = b"".join(data.get(("leaves", seq), []))
-            labels = b"".join(data.get(("labels", seq), []))
-            if seq == "export":
-                self.summary = {**header, "signature": signature}
-                self.tail = Checkpoint({**header, "kind": "export", "seq": "export"}, signature, leaves, labels)
-            else:
-                self.checkpoints.append(Checkpoint(header, signature, leaves, labels))
+            found = file_format(stream.read(64))
+        if found is None:
+            raise ExportFileError(f"{self.path}: not a consent export (CSV, JSON Lines or ISO 27560 JSON Lines)")
+        self.format = found
 
     def rows(self) -> Iterator[Row]:
         """The records in file order, each with its content checked against its record_hash."""
         if self.format == "csv":
-            yield from self._csv_rows()
+            with self.path.open(encoding="utf-8-sig", newline="") as stream:
+                yield from self._csv_rows(stream)
             return
         with self.path.open("rb") as stream:
             for number, line in enumerate(stream, 1):
-                if line.startswith(JSON_TRAILER) or not line.strip():
+                if not line.strip():
                     continue
                 try:
                     document = json.loads(line)
                     record = from_iso27560(document) if self.format == "iso27560" else document
-                    yield _checked(record)
-                except (ValueError, KeyError, TypeError, IndexError):
-                    self._malformed(number)
+                    yield checked(record)
+                except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+                    self._malformed(number, _id_in(line))
 
-    def _csv_rows(self) -> Iterator[Row]:
-        with self.path.open(encoding="utf-8-sig", newline="") as stream:
-            reader = csv.reader(stream)
-            next(reader, None)
-            for row in reader:
-                if row and row[0] == LEDGER_MARK:
-                    continue
-                try:
-                    yield checked_csv(row)
-                except (ValueError, KeyError, TypeError, IndexError):
-                    self._malformed(reader.line_num, row[0] if row else "")
+    def _csv_rows(self, stream: IO[str]) -> Iterator[Row]:
+        reader = csv.reader(stream)
+        header = next(reader, None) or []
+        if sorted(header) != sorted(COLUMNS):
+            missing = sorted(set(COLUMNS) - set(header))
+            self.problems.append(
+                Finding("changed", None, None, f"the header is not the export's columns (missing: {missing})")
+            )
+            return
+        order = None if tuple(header) == COLUMNS else [header.index(name) for name in COLUMNS]
+        for row in reader:
+            if not row:
+                continue  # a blank line: the csv module reads it so; a spreadsheet may add one at the end
+            try:
+                yield checked_csv(row if order is None else [row[index] for index in order])
+            except (ValueError, KeyError, TypeError, IndexError):
+                self._malformed(reader.line_num, row[0] if row else "")
 
     def _malformed(self, line: int, record_id: str = "") -> None:
         number = int(record_id) if record_id.isdigit() else None
         self.problems.append(Finding("changed", number, None, f"line {line} is not a well-formed record"))
 
 
-def lines_starting(path: Path, mark: bytes) -> Iterator[bytes]:
-    """The lines of a file that start with ``mark``, found a block at a time rather than line by line.
-
-    Found by their first character (one ``memchr``), which in a CSV export ("#")
-    is rare elsewhere.
-    """
-    first = mark[:1]
-    with path.open("rb") as stream:
-        carry = b""  # the beginning of a line that an earlier block left unfinished
-        while block := stream.read(BLOCK):
-            start = block.find(b"\n") + 1
-            if not start:
-                carry += block
-                continue
-            line = carry + block[:start]
-            if line.startswith(mark):
-                yield line
-            end = block.rfind(b"\n") + 1
-            found = block.find(first, start, end)
-            while found >= 0:
-                if block[found - 1] == 10 and block.startswith(mark, found):
-                    yield block[found : block.index(b"\n", found) + 1]
-                found = block.find(first, found + 1, end)
-            carry = block[end:]
-        if carry.startswith(mark):
-            yield carry
-
-
-def _ledger_cell(line: bytes) -> bytes | str:
-    """The JSON of a ``#ledger,"<json>"`` row, as the csv module reads it (which it does when in doubt)."""
-    body = line[len(CSV_TRAILER) + 1 : -3]
-    whole = line.startswith(CSV_TRAILER + b'"') and line.endswith(b'"\r\n') and b"\r" not in body
-    # Every quote in the cell doubled: then it is one quoted cell, whose quotes are the pairs.
-    if whole and body.count(b'"') == 2 * body.count(b'""'):
-        return body.replace(b'""', b'"')
-    return next(csv.reader([line.decode()]))[1]
+def _id_in(line: bytes) -> str:
+    """The record id at the start of a JSON line, if there is one, for naming a malformed line."""
+    found = RECORD_ID_TEXT.search(line)
+    return found.group(1).decode() if found else ""
 
 
 def _escaped(text: str) -> str:
-    """JSON string escaping for text without control characters (those take the slow path)."""
+    """JSON string escaping for text without control characters (those take the exact path)."""
     return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def checked_csv(row: list[str]) -> Row:
-    """A CSV row's record, its content checked against its record_hash (the template's quick way when it can)."""
+    """A CSV row's record (COLUMNS order), its content checked against its record_hash (the template when it can)."""
     if len(row) != len(COLUMNS):
         raise ValueError("wrong number of columns")
-    (record_id, consent_id, recorded_at, action, necessary, functional, analytics, advertising, revision,
-     inventory_hash, language, page_url, ip, user_agent, gpc, dnt, site, event_id, stored) = row  # fmt: skip
-    # Undo the spreadsheet guard on the columns that carry it (GUARDED).
-    user_agent = user_agent[1:] if user_agent[:1] == "'" else user_agent
-    event_id = event_id[1:] if event_id[:1] == "'" else event_id
-    flags = (necessary, functional, analytics, advertising, gpc, dnt)
-    if BOOLEAN_TEXT.issuperset(flags) and revision.isdigit():
-        strings = [site, event_id, consent_id, recorded_at, action, inventory_hash, language, page_url, ip, user_agent]
-        canonical = TEMPLATE % (*strings[:5], *flags[:4], revision, *strings[5:], *flags[4:])
+    values = list(row)
+    values[USER_AGENT] = unguard(values[USER_AGENT])
+    for index in FLAG_COLUMNS:
+        values[index] = SPREADSHEET_BOOLEANS.get(values[index], values[index])
+    stored = values[RECORD_HASH]
+    if BOOLEAN_TEXT.issuperset(values[index] for index in FLAG_COLUMNS) and values[REVISION].isdigit():
+        fields = [values[index] for index in TEMPLATE_COLUMNS]
+        canonical = TEMPLATE % tuple(fields)
         # The template holds exactly QUOTES quotes when no value does; then nothing needed escaping.
         if canonical.count('"') != QUOTES or "\\" in canonical:
-            canonical = TEMPLATE % (
-                *map(_escaped, strings[:5]),
-                *flags[:4],
-                revision,
-                *map(_escaped, strings[5:]),
-                *flags[4:],
+            canonical = TEMPLATE % tuple(
+                value if name in BOOLEANS or name == "revision" else _escaped(value)
+                for name, value in zip(HASHED_FIELDS, fields, strict=True)
             )
-        if canonical.isprintable() and hashlib.sha256(canonical.encode()).hexdigest() == stored:
-            return Row(int(record_id), consent_id, stored, True)
-    values: dict[str, Any] = dict(zip(COLUMNS, row, strict=True)) | {"user_agent": user_agent, "event_id": event_id}
-    for name, flag in zip(("necessary", "functional", "analytics", "advertising", "gpc", "dnt"), flags, strict=True):
-        values[name] = {"true": True, "false": False}.get(flag, flag)
-    values["revision"] = int(revision) if revision.isdigit() else revision
-    return _checked(values)
+        if canonical.isprintable() and hashlib.sha256(b"\x00" + canonical.encode()).hexdigest() == stored:
+            return Row(int(values[RECORD_ID]), values[CONSENT_ID], stored, True)
+    record: dict[str, Any] = dict(zip(COLUMNS, values, strict=True))
+    for name in BOOLEANS:
+        record[name] = {"true": True, "false": False}.get(record[name], record[name])
+    record["revision"] = int(record["revision"]) if record["revision"].isdigit() else record["revision"]
+    return checked(record)
 
 
-def _checked(record: dict[str, Any]) -> Row:
-    """The slow, exact check: the service's own record_hash over the typed values."""
-    values = {name: record[name] for name in HASHED_FIELDS}
+def checked(record: dict[str, Any]) -> Row:
+    """The exact check: the service's own record_hash over the typed values."""
     try:
-        values["recorded_at"] = datetime.fromisoformat(str(values["recorded_at"]).replace("Z", "+00:00"))
-        content_ok = record_hash(values) == record["record_hash"]
-    except (ValueError, TypeError):
+        values = {name: record[name] for name in HASHED_FIELDS}
+        moment = datetime.fromisoformat(str(values["recorded_at"]).replace("Z", "+00:00"))
+        values["recorded_at"] = iso(moment) if moment.tzinfo is not None else None
+        content_ok = values["recorded_at"] is not None and record_hash(values) == record["record_hash"]
+    except (ValueError, TypeError, KeyError):
         content_ok = False
-    return Row(int(record["record_id"]), str(record["consent_id"]), str(record["record_hash"]), content_ok)
+    return Row(int(record["record_id"]), str(record.get("consent_id")), str(record.get("record_hash")), content_ok)

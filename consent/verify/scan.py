@@ -1,4 +1,4 @@
-"""Checking the records of a large CSV export on every core, for ``consent verify FILE``.
+"""Checking the records of a large CSV export on every core, for ``python -m consent.verify FILE``.
 
 The file is cut at line ends into pieces that worker processes read on their
 own. Each line is taken as one whole record (split directly when its quotes
@@ -9,7 +9,7 @@ compares with the seals' leaves a seal at a time.
 
 The quick result stands only if every seal's pairs are byte for byte its
 signed leaves. A leaf holds the first 16 bytes of SHA-256 over the record's
-canonical JSON as recorded, so a line can only pass if the text hashed for it
+canonical JSON as recorded (after 0x00), so a line can only pass if the text hashed for it
 is that JSON: the template escapes quotes (a block holding a backslash takes
 the exact check of ``ExportFile.rows``), and a raw control character, which
 that JSON never holds, can only make the hash differ.
@@ -35,10 +35,10 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-from consent.export_formats import COLUMNS, LEDGER_MARK
-from consent.export_reader import BOOLEAN_TEXT, TEMPLATE, checked_csv
-from consent.ledger import Checkpoint, pair_ids
-from consent.verification import Block, Report, Row, Verifier
+from consent.export.formats import COLUMNS
+from consent.ledger.leaves import Seal, pair_ids
+from consent.verify.checker import Block, Report, Row, Verifier
+from consent.verify.file import TEMPLATE, checked_csv
 
 BYTES_TEMPLATE = TEMPLATE.encode()
 SMALLEST = 32 << 20  # bytes: smaller files are read in one go, which costs less than starting workers
@@ -89,35 +89,8 @@ def _fields(line: str, parts: list[str]) -> tuple[list[str], bool]:
     return rows[0], '"' in "".join(rows[0])
 
 
-def _pair(fields: list[str], plain: bool, inner: bool) -> bytes:
+def _pair(fields: list[str]) -> bytes:
     """The id-and-digest pair of a record whose content matches its record_hash (else GaveUp)."""
-    (record_id, consent_id, recorded_at, action, necessary, functional, analytics, advertising, revision,
-     inventory_hash, language, page_url, ip, user_agent, gpc, dnt, site, event_id, stored) = fields  # fmt: skip
-    if (
-        plain
-        and BOOLEAN_TEXT.issuperset((necessary, functional, analytics, advertising, gpc, dnt))
-        and revision.isdigit()
-    ):
-        # The canonical JSON as checked_csv's template writes it; without backslashes only quotes need escaping.
-        user_agent = user_agent[1:] if user_agent[:1] == "'" else user_agent
-        event_id = event_id[1:] if event_id[:1] == "'" else event_id
-        strings = [site, event_id, consent_id, recorded_at, action, inventory_hash, language, page_url, ip, user_agent]
-        if inner:
-            strings = [value.replace('"', '\\"') for value in strings]
-        canonical = TEMPLATE % (
-            *strings[:5],
-            necessary,
-            functional,
-            analytics,
-            advertising,
-            revision,
-            *strings[5:],
-            gpc,
-            dnt,
-        )
-        digest = hashlib.sha256(canonical.encode()).digest()
-        if digest.hex() == stored:
-            return int(record_id).to_bytes(8, "big") + digest[:16]
     row = checked_csv(fields)
     if not row.content_ok:
         raise GaveUp
@@ -148,32 +121,27 @@ def _pairs(block: bytes, previous: bytes) -> list[bytes]:
             # Doubled quotes in user_agent leave empty parts between its pieces.
             user_agent = parts[3] if len(parts) == 5 else b'\\"'.join(parts[3:-1:2])
             head, middle, tail = parts[0].split(b","), parts[2].split(b","), parts[-1].split(b",")
-            if len(head) == 12 and len(middle) == 3 and len(tail) == 6:
+            if len(head) == 12 and len(middle) == 3 and len(tail) == 5:
                 (record_id, consent_id, recorded_at, action, necessary, functional, analytics, advertising,
                  revision, inventory_hash, language, after_head) = head  # fmt: skip
                 before_ip, ip, after_ip = middle
-                before_tail, gpc, dnt, site, event_id, stored = tail
+                before_tail, gpc, dnt, site, stored = tail
                 # Values neither the csv module nor ExportFile.rows would read differently. The flags
                 # and revision go in as they are: a line hashes to its leaf only if they are the JSON's.
-                if not (after_head or before_ip or after_ip or before_tail) and b"'" not in (
-                    user_agent[:1],
-                    event_id[:1],
-                ):
+                if not (after_head or before_ip or after_ip or before_tail) and user_agent[:1] != b"'":
                     canonical = template % (
-                        site, event_id, consent_id, recorded_at, action, necessary, functional, analytics,
-                        advertising, revision, inventory_hash, language, parts[1], ip, user_agent, gpc, dnt,
+                        site, consent_id, recorded_at, action, necessary, functional, analytics, advertising,
+                        revision, inventory_hash, language, parts[1], ip, user_agent, gpc, dnt,
                     )  # fmt: skip
-                    digest = sha256(canonical).digest()
+                    digest = sha256(b"\x00" + canonical).digest()
                     if hexlify(digest) == stored:
                         pair = int(record_id).to_bytes(8, "big") + digest[:16]
         if pair is None:
             text = line.decode()
-            fields, inner = _fields(text, text.split('"'))
-            if fields[0] == LEDGER_MARK:
-                continue
+            fields, _ = _fields(text, text.split('"'))
             if len(fields) != len(COLUMNS):
                 raise GaveUp
-            pair = _pair(fields, plain, inner)
+            pair = _pair(fields)
         if pair[:8] <= previous:  # big-endian: bytes compare as the ids do
             raise GaveUp
         previous = pair[:8]
@@ -227,9 +195,9 @@ class CsvScan:
         with path.open("rb") as stream:
             head = stream.read(64 << 10)
         header_end = head.find(b"\r\n") + 2
-        # The header must be one whole line too: the thorough reading skips the first record.
         header = head[: header_end - 2]
-        if size < SMALLEST or header_end < 2 or b'"' in header or b"\r" in header or b"\n" in header:
+        # The quick reading takes the columns in the export's order, every line ending in CRLF.
+        if size < SMALLEST or header.removeprefix(b"\xef\xbb\xbf") != ",".join(COLUMNS).encode():
             return
         if "fork" not in multiprocessing.get_all_start_methods():
             return  # workers that start afresh would cost more than they save
@@ -280,12 +248,12 @@ def _closer_look() -> Iterator[Row]:
     raise CloserLook
 
 
-def seal_blocks(pairs: bytes, seals: list[tuple[Checkpoint, bool]]) -> Iterator[Block]:
+def seal_blocks(pairs: bytes, seals: list[tuple[Seal, bool]]) -> Iterator[Block]:
     """The scanned records as one block per seal, cut by id; any record no seal takes calls for a closer look."""
     ids = pair_ids(pairs)
     taken = 0
     for seal, _ in seals:
-        after, last = seal.header["after_id"], seal.header["last_id"]
+        after, last = seal.after_id, seal.last_id
         low, high = bisect.bisect_right(ids, after), bisect.bisect_right(ids, last)
         if low != taken:
             raise CloserLook
@@ -304,4 +272,4 @@ def quick_report(verifier: Verifier, pairs: bytes | None) -> Report | None:
     except (CloserLook, TypeError, ValueError):
         return None  # the thorough reading meets whatever is wrong in its own way
     # Only the thorough reading names problems with records (an emptied seal's, here).
-    return None if any(finding.kind != "checkpoint" for finding in report.findings) else report
+    return None if report.findings else report
