@@ -7,11 +7,13 @@ admin or for the browser holding that visitor's access token.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 from flask import Blueprint, Flask, jsonify, request
 from flask.typing import ResponseReturnValue
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+from sqlalchemy import select
 
 from consent.api import _allow_origin, _cors_headers, _preflight
 from consent.auth import is_admin
@@ -19,9 +21,8 @@ from consent.errors import ApiError
 from consent.inventory import get_site
 from consent.ledger import heads, tree
 from consent.ledger.leaves import LEAF, leaf_hashes
-from consent.ledger.seals import seal_of
 from consent.ledger.tiles import BITS, StoredTree
-from consent.models import ConsentRecord, LedgerHead, db
+from consent.models import ConsentRecord, LedgerHead, LedgerSeal, db
 from consent.recording import check_receipt
 
 bp = Blueprint("ledger", __name__, url_prefix="/api/v1")
@@ -68,18 +69,51 @@ def _newest(site: str) -> LedgerHead:
 
 
 class SealedTree(StoredTree):
-    """A StoredTree that takes leaf hashes from one seal already read, instead of reading it again per node."""
+    """The tree under one head, for one record: the lowest nodes from its seal's leaves, the rest from ``shared``.
 
-    def __init__(self, site: str, first_index: int, leaves: bytes) -> None:
-        super().__init__(site)
-        self.first_index, self.hashes = first_index, leaf_hashes(leaves)
+    ``shared`` is the head's StoredTree, kept across requests (``head_tree``):
+    every proof against one head needs the same nodes along its right edge.
+    """
+
+    def __init__(self, shared: StoredTree, first_index: int, leaves: bytes) -> None:
+        super().__init__(shared.site)
+        self.shared, self.first_index, self.leaves = shared, first_index, leaves
 
     def complete(self, height: int, index: int) -> bytes:
-        start, count = index << height, 1 << height
-        offset = start - self.first_index
-        if height < BITS and 0 <= offset and offset + count <= len(self.hashes):
-            return tree.root(self.hashes[offset : offset + count])
-        return super().complete(height, index)
+        start, count = (index << height) - self.first_index, 1 << height
+        if height < BITS and 0 <= start and (start + count) * LEAF.size <= len(self.leaves):
+            return tree.root(leaf_hashes(self.leaves[start * LEAF.size : (start + count) * LEAF.size]))
+        return self.shared.hash_range(index << height, (index << height) + count)
+
+
+_head_trees: OrderedDict[tuple[str, str, int, str], StoredTree] = OrderedDict()
+HEAD_TREES = 8
+
+
+def head_tree(head: LedgerHead) -> StoredTree:
+    """The stored tree under ``head``, its tiles and nodes cached per process while that head is among the newest.
+
+    Keyed by the head's root as well: a tree rebuilt under the same size (a
+    rollback, a test's fresh database) never answers from another's cache.
+    """
+    key = (str(db.engine.url), head.site, head.tree_size, head.root_hash)
+    found = _head_trees.get(key)
+    if found is None:
+        found = _head_trees[key] = StoredTree(head.site)
+        while len(_head_trees) > HEAD_TREES:
+            _head_trees.popitem(last=False)
+    _head_trees.move_to_end(key)
+    return found
+
+
+def _seal_leaves(site: str, record_id: int) -> tuple[int, bytes] | None:
+    """The first position and the leaves of the seal that holds ``record_id`` (not its labels)."""
+    found = db.session.execute(
+        select(LedgerSeal.first_index, LedgerSeal.leaves).where(
+            LedgerSeal.site == site, LedgerSeal.after_id < record_id, LedgerSeal.last_id >= record_id
+        )
+    ).first()
+    return (found.first_index, bytes(found.leaves)) if found is not None else None
 
 
 def _leaf_index(first_index: int, leaves: bytes, record_id: int, record_hash: str) -> int | None:
@@ -157,14 +191,12 @@ def inclusion_view(site: str) -> ResponseReturnValue:
         check_receipt(current.key, record.consent_id if record is not None else "", token)
     if record is None:
         raise ApiError(404, f"no record {record_id} on site {current.key!r}")
-    seal = seal_of(current.key, record_id)
+    seal = _seal_leaves(current.key, record_id)
     newest = heads.latest(current.key)
-    index = _leaf_index(seal.first_index, seal.leaves, record_id, record.record_hash) if seal else None
+    index = _leaf_index(*seal, record_id, record.record_hash) if seal else None
     if seal is None or index is None or newest is None or index >= newest.tree_size:
         raise ApiError(404, f"record {record_id} is not sealed under a signed head yet")
-    path = tree.inclusion_proof(
-        index, newest.tree_size, SealedTree(current.key, seal.first_index, seal.leaves).hash_range
-    )
+    path = tree.inclusion_proof(index, newest.tree_size, SealedTree(head_tree(newest), *seal).hash_range)
     response = jsonify(
         {
             "site": current.key,
