@@ -64,7 +64,9 @@ def published_keys(client: FlaskClient) -> dict[str, Any]:
     return parse_keys(client.get("/api/v1/ledger/keys").get_json())
 
 
-def test_head_is_signed_with_a_published_key_and_matches_the_leaves(ledger_app, ledger_client):
+def test_head_is_signed_with_a_published_key_and_matches_the_leaves(
+    ledger_app: Flask, ledger_client: FlaskClient
+) -> None:
     answers = grow(ledger_app, ledger_client, [3, 2])
     response = ledger_client.get(f"{BASE}/head")
     assert response.status_code == 200
@@ -76,7 +78,7 @@ def test_head_is_signed_with_a_published_key_and_matches_the_leaves(ledger_app, 
     assert head["root_hash"] == tree.root(leaves(answers)).hex()
 
 
-def test_an_altered_head_does_not_verify(ledger_app, ledger_client):
+def test_an_altered_head_does_not_verify(ledger_app: Flask, ledger_client: FlaskClient) -> None:
     grow(ledger_app, ledger_client, [2])
     head = ledger_client.get(f"{BASE}/head").get_json()
     keys = published_keys(ledger_client)
@@ -84,7 +86,7 @@ def test_an_altered_head_does_not_verify(ledger_app, ledger_client):
     assert check({**head, "root_hash": "00" * 32}, keys, TREE_HEAD) is not None
 
 
-def test_no_head_yet_and_unknown_site_are_404(ledger_client):
+def test_no_head_yet_and_unknown_site_are_404(ledger_client: FlaskClient) -> None:
     response = ledger_client.get(f"{BASE}/head")
     assert response.status_code == 404
     assert response.get_json()["error"]["code"] == "not_found"
@@ -93,7 +95,9 @@ def test_no_head_yet_and_unknown_site_are_404(ledger_client):
     assert ledger_client.get("/api/v1/sites/nope/ledger/inclusion?record=1").status_code == 404
 
 
-def test_consistency_proofs_between_many_sizes_verify_independently(ledger_app, ledger_client):
+def test_consistency_proofs_between_many_sizes_verify_independently(
+    ledger_app: Flask, ledger_client: FlaskClient
+) -> None:
     answers = grow(ledger_app, ledger_client, [1, 2, 5, 1, 8, 3])
     hashes = leaves(answers)
     size = len(hashes)
@@ -111,7 +115,9 @@ def test_consistency_proofs_between_many_sizes_verify_independently(ledger_app, 
                 assert not tree.verify_consistency(first, second, bytes(32), second_root, proof)
 
 
-def test_consistency_names_the_heads_at_both_sizes_and_defaults_to_the_newest(ledger_app, ledger_client):
+def test_consistency_names_the_heads_at_both_sizes_and_defaults_to_the_newest(
+    ledger_app: Flask, ledger_client: FlaskClient
+) -> None:
     grow(ledger_app, ledger_client, [2, 3])
     body = ledger_client.get(f"{BASE}/consistency?from=2").get_json()
     assert body["to"] == 5
@@ -134,14 +140,18 @@ def test_consistency_names_the_heads_at_both_sizes_and_defaults_to_the_newest(le
         ("from=0&to=y", "to"),
     ],
 )
-def test_bad_sizes_are_422_with_field_errors(ledger_app, ledger_client, query, field):
+def test_bad_sizes_are_422_with_field_errors(
+    ledger_app: Flask, ledger_client: FlaskClient, query: str, field: str
+) -> None:
     grow(ledger_app, ledger_client, [5])
     response = ledger_client.get(f"{BASE}/consistency?{query}")
     assert response.status_code == 422
     assert field in response.get_json()["error"]["fields"]
 
 
-def test_inclusion_proof_with_the_visitors_token_verifies_against_the_head(ledger_app, ledger_client):
+def test_inclusion_proof_with_the_visitors_token_verifies_against_the_head(
+    ledger_app: Flask, ledger_client: FlaskClient
+) -> None:
     answers = grow(ledger_app, ledger_client, [4, 3, 6])
     keys = published_keys(ledger_client)
     for index, answer in enumerate(answers):
@@ -163,7 +173,7 @@ def test_inclusion_proof_with_the_visitors_token_verifies_against_the_head(ledge
         assert not tree.verify_inclusion(index, head["tree_size"], bytes(32), path, root)
 
 
-def test_inclusion_for_an_admin(ledger_app, ledger_client, admin_headers):
+def test_inclusion_for_an_admin(ledger_app: Flask, ledger_client: FlaskClient, admin_headers: dict[str, str]) -> None:
     answers = grow(ledger_app, ledger_client, [3])
     record_id = answers[1]["proof"]["record"]["record_id"]
     response = ledger_client.get(f"{BASE}/inclusion?record={record_id}", headers=admin_headers)
@@ -172,7 +182,9 @@ def test_inclusion_for_an_admin(ledger_app, ledger_client, admin_headers):
     assert ledger_client.get(f"{BASE}/inclusion?record=999999", headers=admin_headers).status_code == 404
 
 
-def test_inclusion_is_refused_without_a_token_or_with_another_visitors(ledger_app, ledger_client):
+def test_inclusion_is_refused_without_a_token_or_with_another_visitors(
+    ledger_app: Flask, ledger_client: FlaskClient
+) -> None:
     mine, theirs = grow(ledger_app, ledger_client, [2])
     record_id = mine["proof"]["record"]["record_id"]
     url = f"{BASE}/inclusion?record={record_id}"
@@ -190,7 +202,7 @@ def test_inclusion_is_refused_without_a_token_or_with_another_visitors(ledger_ap
     assert foreign.status_code == 403
 
 
-def test_an_unsealed_record_is_404(ledger_app, ledger_client):
+def test_an_unsealed_record_is_404(ledger_app: Flask, ledger_client: FlaskClient) -> None:
     grow(ledger_app, ledger_client, [1])
     answer = post_choice(ledger_client)
     record_id = answer["proof"]["record"]["record_id"]
@@ -201,7 +213,7 @@ def test_an_unsealed_record_is_404(ledger_app, ledger_client):
     assert "not sealed" in response.get_json()["error"]["message"]
 
 
-def test_inclusion_preflight_allows_the_receipt_header_for_declared_origins(ledger_client):
+def test_inclusion_preflight_allows_the_receipt_header_for_declared_origins(ledger_client: FlaskClient) -> None:
     response = ledger_client.options(
         f"{BASE}/inclusion?record=1",
         headers={

@@ -117,7 +117,7 @@ def rewrite_leaf(app: Flask, position: int) -> None:
         db.session.commit()
 
 
-def test_the_witness_stores_heads_that_verify_later(service, insider, tmp_path):
+def test_the_witness_stores_heads_that_verify_later(service: LiveService, insider: Flask, tmp_path: Path) -> None:
     store = tmp_path / "witness.jsonl"
     grow(insider, 3)
     first = witness(insider, head_url(service), store)
@@ -138,7 +138,9 @@ def test_the_witness_stores_heads_that_verify_later(service, insider, tmp_path):
     assert "demo: intact" in verified.output
 
 
-def test_a_rollback_behind_a_witnessed_head_is_caught_by_witness_and_verify(service, insider, tmp_path):
+def test_a_rollback_behind_a_witnessed_head_is_caught_by_witness_and_verify(
+    service: LiveService, insider: Flask, tmp_path: Path
+) -> None:
     store = tmp_path / "witness.jsonl"
     grow(insider, 5)
     assert witness(insider, head_url(service), store).exit_code == 0
@@ -155,7 +157,9 @@ def test_a_rollback_behind_a_witnessed_head_is_caught_by_witness_and_verify(serv
     assert alone.exit_code == 0, alone.output
 
 
-def test_a_rollback_that_grows_again_past_the_witnessed_size_is_caught(service, insider, tmp_path):
+def test_a_rollback_that_grows_again_past_the_witnessed_size_is_caught(
+    service: LiveService, insider: Flask, tmp_path: Path
+) -> None:
     store = tmp_path / "witness.jsonl"
     grow(insider, 4)
     assert witness(insider, head_url(service), store).exit_code == 0
@@ -167,7 +171,7 @@ def test_a_rollback_that_grows_again_past_the_witnessed_size_is_caught(service, 
 
 
 @pytest.mark.parametrize("grows", [0, 3])
-def test_a_rewritten_history_is_caught(service, insider, tmp_path, grows):
+def test_a_rewritten_history_is_caught(service: LiveService, insider: Flask, tmp_path: Path, grows: int) -> None:
     store = tmp_path / "witness.jsonl"
     grow(insider, 4)
     grow(insider, 4)
@@ -184,7 +188,7 @@ def test_a_rewritten_history_is_caught(service, insider, tmp_path, grows):
     assert "witnessed head" in result.output and "rewritten behind it" in result.output
 
 
-def test_a_forged_head_is_refused(service, insider, tmp_path):
+def test_a_forged_head_is_refused(service: LiveService, insider: Flask, tmp_path: Path) -> None:
     store = tmp_path / "witness.jsonl"
     grow(insider, 2)
     assert witness(insider, head_url(service), store).exit_code == 0
@@ -199,7 +203,9 @@ def test_a_forged_head_is_refused(service, insider, tmp_path):
     assert store.read_text() == before  # nothing refused is ever stored
 
 
-def test_a_head_signed_with_a_key_the_service_does_not_publish_is_refused(service, insider, tmp_path):
+def test_a_head_signed_with_a_key_the_service_does_not_publish_is_refused(
+    service: LiveService, insider: Flask, tmp_path: Path
+) -> None:
     store = tmp_path / "witness.jsonl"
     grow(insider, 2)
     with insider.app_context():
@@ -210,7 +216,7 @@ def test_a_head_signed_with_a_key_the_service_does_not_publish_is_refused(servic
     failed(witness(insider, head_url(service), store), "not one of the trusted keys")
 
 
-def test_an_altered_store_is_refused(service, insider, tmp_path):
+def test_an_altered_store_is_refused(service: LiveService, insider: Flask, tmp_path: Path) -> None:
     store = tmp_path / "witness.jsonl"
     grow(insider, 2)
     assert witness(insider, head_url(service), store).exit_code == 0
@@ -222,7 +228,7 @@ def test_an_altered_store_is_refused(service, insider, tmp_path):
     failed(witness(insider, head_url(service), store), "not proven to extend", "altered")
 
 
-def test_keys_from_a_file_must_sign_the_head(service, insider, tmp_path):
+def test_keys_from_a_file_must_sign_the_head(service: LiveService, insider: Flask, tmp_path: Path) -> None:
     grow(insider, 2)
     stranger = Ed25519PrivateKey.generate().public_key()
     keys = tmp_path / "keys.json"
@@ -233,7 +239,7 @@ def test_keys_from_a_file_must_sign_the_head(service, insider, tmp_path):
     assert witness(insider, head_url(service), tmp_path / "t.jsonl", "--keys", str(keys)).exit_code == 0
 
 
-def test_an_unreachable_service_fails_with_one_clear_line(insider, tmp_path):
+def test_an_unreachable_service_fails_with_one_clear_line(insider: Flask, tmp_path: Path) -> None:
     store = tmp_path / "witness.jsonl"
     url = f"http://127.0.0.1:{free_port()}/api/v1/sites/demo/ledger/head"
     failed(witness(insider, url, store), "unreachable", url)
@@ -248,11 +254,13 @@ def test_an_unreachable_service_fails_with_one_clear_line(insider, tmp_path):
         ("/api/v1/sites/demo/inventory", ("not a head URL",)),
     ],
 )
-def test_no_head_to_witness_fails_with_one_clear_line(service, insider, tmp_path, path, words):
+def test_no_head_to_witness_fails_with_one_clear_line(
+    service: LiveService, insider: Flask, tmp_path: Path, path: str, words: tuple[str, ...]
+) -> None:
     failed(witness(insider, f"{service.base}{path}", tmp_path / "witness.jsonl"), *words)
 
 
-def test_a_head_is_the_tree_head_statement(service, insider, tmp_path):
+def test_a_head_is_the_tree_head_statement(service: LiveService, insider: Flask, tmp_path: Path) -> None:
     grow(insider, 1)
     store = tmp_path / "witness.jsonl"
     assert witness(insider, head_url(service), store).exit_code == 0

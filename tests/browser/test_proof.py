@@ -9,14 +9,14 @@ import urllib.request
 
 from playwright.sync_api import expect
 
-from consent.ledger.signing import RECORD, TREE_HEAD, check, parse_keys
+from consent.ledger.signing import RECORD, TREE_HEAD, PublicKey, check, parse_keys
 from tests.browser.visitor import Shop
 
 EVENT_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 PROOF_KEY = "consent.proof.demo"
 
 
-def published_keys(shop: Shop) -> dict:
+def published_keys(shop: Shop) -> dict[str, PublicKey]:
     with urllib.request.urlopen(f"{shop.service.url}/api/v1/ledger/keys", timeout=10) as response:
         return parse_keys(json.loads(response.read()))
 
