@@ -227,3 +227,19 @@ def test_inclusion_preflight_allows_the_receipt_header_for_declared_origins(ledg
     assert "X-Consent-Receipt" in response.headers["Access-Control-Allow-Headers"]
     refused = ledger_client.options(f"{BASE}/inclusion?record=1", headers={"Origin": "https://evil.example"})
     assert refused.status_code == 403
+
+
+@pytest.mark.parametrize("key_id", [{}, [], 7, None, "0" * 16])
+def test_a_proof_with_a_strange_key_id_is_refused_not_a_server_error(ledger_client: FlaskClient, key_id: Any) -> None:
+    answer = post_choice(ledger_client)
+    record = {**answer["proof"]["record"], "key_id": key_id}
+    response = ledger_client.post("/api/v1/sites/demo/receipt", json={"record": record, "head": None})
+    assert response.status_code == 403
+    assert "trusted keys" in response.get_json()["error"]["message"]
+
+
+def test_the_receipt_route_checks_a_downloaded_proof(ledger_app: Flask, ledger_client: FlaskClient) -> None:
+    (answer,) = grow(ledger_app, ledger_client, [1])
+    response = ledger_client.post("/api/v1/sites/demo/receipt", json=answer["proof"])
+    assert response.status_code == 200
+    assert response.get_json()["status"] == "matches" and response.get_json()["leaf_index"] == 0
