@@ -60,14 +60,14 @@ def _reason(error: urllib.error.HTTPError) -> str:
         return str(error.reason)
 
 
-def service_base(url: str) -> str:
-    """``…/api/v1`` of a head URL ``…/api/v1/sites/<site>/ledger/head``; WitnessError for anything else."""
+def service_base(url: str) -> tuple[str, str]:
+    """``…/api/v1`` and the site of a head URL ``…/api/v1/sites/<site>/ledger/head``; WitnessError for anything else."""
     parts = urlsplit(url)
     path = parts.path.rstrip("/")
-    base, marker, _ = path.rpartition("/sites/")
-    if parts.scheme not in ("http", "https") or not marker or not path.endswith(HEAD_PATH):
+    base, marker, rest = path.rpartition("/sites/")
+    if parts.scheme not in ("http", "https") or not marker or not rest.endswith(HEAD_PATH):
         raise WitnessError(f"{url}: not a head URL (http(s)://…/api/v1/sites/<site>/ledger/head)")
-    return urlunsplit((parts.scheme, parts.netloc, base, "", ""))
+    return urlunsplit((parts.scheme, parts.netloc, base, "", "")), rest.removesuffix(HEAD_PATH)
 
 
 def load_keys(source: str | None, base: str) -> list[dict[str, Any]]:
@@ -170,7 +170,7 @@ def consistent(old: dict[str, Any], new: dict[str, Any], proof: Any) -> bool:
 
 def witness(url: str, store_path: Path, keys_source: str | None) -> str:
     """Check the head at ``url`` against the store and append it; the line to print. WitnessError otherwise."""
-    base = service_base(url)
+    base, site = service_base(url)
     store = Store(store_path)
     store.check_chain()
     head = fetch_json(url)
@@ -180,6 +180,8 @@ def witness(url: str, store_path: Path, keys_source: str | None) -> str:
         raise WitnessError(f"{url}: the head is not validly signed: {why}")
     if not isinstance(head.get("tree_size"), int) or not isinstance(head.get("root_hash"), str):
         raise WitnessError(f"{url}: the head has no tree_size and root_hash")
+    if head.get("site") != site:
+        raise WitnessError(f"{url}: the service answered with a head of site {head.get('site')!r}")
     before = store.newest()
     documents: list[dict[str, Any]] = [{"kind": "keys", "keys": list(store.keys.values())}] if new_keys else []
     size = head["tree_size"]
