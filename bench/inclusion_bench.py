@@ -81,14 +81,18 @@ def fill(path: Path, count: int) -> None:
         connection.executemany(statement, rows)
 
 
-def median_ms(run: Callable[[int], object], ids: list[int]) -> float:
-    """The median wall time of ``run(id)`` over ``ids``, in milliseconds."""
-    times = []
+def medians_ms(run: Callable[[int], object], ids: list[int]) -> tuple[float, float]:
+    """The median wall time and the median CPU time of this process for ``run(id)`` over ``ids``, in ms.
+
+    On a machine shared with other work the CPU time is the steadier figure: waiting for a core does not count.
+    """
+    wall, cpu = [], []
     for record_id in ids:
-        start = time.perf_counter()
+        start, used = time.perf_counter(), time.process_time()
         run(record_id)
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+        wall.append((time.perf_counter() - start) * 1000)
+        cpu.append((time.process_time() - used) * 1000)
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -148,13 +152,16 @@ def main(args: argparse.Namespace) -> int:
         recompute = (time.perf_counter() - started) * 1000
         db.session.rollback()
     route(picked[0])  # the first request compiles statements and warms the connection
-    results = {"route": median_ms(route, picked), "naive": median_ms(naive, picked), "recompute (once)": recompute}
+    results = {"route": medians_ms(route, picked), "naive": medians_ms(naive, picked), "recompute (once)": recompute}
     print(f"inclusion proof of one record in a log of {size} leaves (SQLite), median of {len(picked)}:")
+    print(f"  {'':18} {'wall':>10}    {'cpu':>10}")
     for name, value in results.items():
-        print(f"  {name:18} {value:10.2f} ms")
-    verdict = "within" if results["route"] <= BUDGET_MS else "OVER"
-    print(f"route: {results['route']:.2f} ms, {verdict} the {BUDGET_MS:.0f} ms budget")
-    return 0 if results["route"] <= BUDGET_MS else 1
+        wall, cpu = value if isinstance(value, tuple) else (value, None)
+        print(f"  {name:18} {wall:10.2f} ms" + (f" {cpu:10.2f} ms" if cpu is not None else ""))
+    wall, cpu = results["route"]  # type: ignore[misc]
+    verdict = "within" if wall <= BUDGET_MS else "OVER"
+    print(f"route: {wall:.2f} ms wall ({cpu:.2f} ms CPU), {verdict} the {BUDGET_MS:.0f} ms budget")
+    return 0 if wall <= BUDGET_MS else 1
 
 
 def parse_args() -> argparse.Namespace:

@@ -8,9 +8,11 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import insert
 
 from consent.ledger import sealing, tree
 from consent.ledger.signing import TREE_HEAD, check, parse_keys
+from consent.models import ConsentRecord, db
 
 ORIGIN = {"Origin": "http://localhost:8000"}
 BASE = "/api/v1/sites/demo/ledger"
@@ -243,3 +245,30 @@ def test_the_receipt_route_checks_a_downloaded_proof(ledger_app: Flask, ledger_c
     response = ledger_client.post("/api/v1/sites/demo/receipt", json=answer["proof"])
     assert response.status_code == 200
     assert response.get_json()["status"] == "matches" and response.get_json()["leaf_index"] == 0
+
+
+def test_inclusion_when_other_sites_records_come_between(ledger_app: Flask, ledger_client: FlaskClient) -> None:
+    # 300 ids of another site between two of this site's records: the leaf is a whole block before its id suggests.
+    early = [post_choice(ledger_client) for _ in range(10)]
+    with ledger_app.app_context():
+        row = db.session.get(ConsentRecord, early[0]["proof"]["record"]["record_id"])
+        columns = {c.key: getattr(row, c.key) for c in ConsentRecord.__mapper__.column_attrs if c.key != "id"}
+        db.session.execute(
+            insert(ConsentRecord), [{**columns, "site": "elsewhere", "event_id": str(uuid.uuid4())} for _ in range(300)]
+        )
+        db.session.commit()
+    answers = early + [post_choice(ledger_client) for _ in range(290)]
+    seal(ledger_app)
+    hashes = leaves(answers)
+    root = tree.root(hashes)
+    for index in (0, 9, 10, 11, 255, 256, 299):
+        answer = answers[index]
+        record = answer["proof"]["record"]
+        response = ledger_client.get(
+            f"{BASE}/inclusion?record={record['record_id']}", headers={**ORIGIN, "X-Consent-Receipt": answer["receipt"]}
+        )
+        assert response.status_code == 200, response.get_json()
+        body = response.get_json()
+        assert body["leaf_index"] == index
+        path = [bytes.fromhex(value) for value in body["proof"]]
+        assert tree.verify_inclusion(index, 300, hashes[index], path, root)
