@@ -85,7 +85,7 @@ def create_app(test_config: dict[str, Any] | None = None, *, routes: bool = True
         receipts,
         retention,
     )
-    from consent.ledger import sealing
+    from consent.ledger import sealing, witness
     from consent.ledger import views as ledger_views
 
     database.init_migrations(app)
@@ -93,7 +93,7 @@ def create_app(test_config: dict[str, Any] | None = None, *, routes: bool = True
     limits.init_app(app)
     metrics.init_app(app)
     keys.init_routes(app)
-    for proof in (sealing, ledger_views, export, verify, history, receipts, retention, erasure):
+    for proof in (sealing, ledger_views, witness, export, verify, history, receipts, retention, erasure):
         proof.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)

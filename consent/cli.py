@@ -13,6 +13,7 @@ from flask.cli import FlaskGroup, ScriptInfo
 
 from consent import create_app
 from consent.inventory import InventoryError, load_inventory
+from consent.ledger.witness import witness_command
 from consent.security import ConfigurationError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -88,6 +89,8 @@ class ConsentGroup(FlaskGroup):
 cli = ConsentGroup(create_app=_create_app, help="Cookie consent service: inventory, consent log, exports.")
 cli.add_command(check_command)
 cli.add_command(serve_command)
+# A witness runs on another machine, with no configuration: it needs no app.
+cli.add_command(witness_command)
 
 
 def main() -> None:

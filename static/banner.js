@@ -10,6 +10,7 @@
   const COOKIE = 'consent';
   const OPTIONAL = ['functional', 'analytics', 'advertising'];
   const QUEUE_KEY = 'consent.pending.' + CONFIG.site;
+  const PROOF_KEY = 'consent.proof.' + CONFIG.site;
   const DAY_MS = 864e5;
   const ENDPOINT = CONFIG.api + '/api/v1/sites/' + CONFIG.site + '/consents';
   const BLOCKED_SCRIPT = 'script[type="text/plain"][data-consent]';
@@ -241,6 +242,10 @@ summary{cursor:pointer;color:var(--c-accent);margin:.25rem 0}
           state.receipt = answer.receipt;
           writeCookie();
         }
+        // The shareable proof (no token in it) with the newest signed head: the visitor keeps it.
+        try {
+          if (answer && answer.proof) localStorage.setItem(PROOF_KEY, JSON.stringify(answer.proof));
+        } catch (e) {}
         drop(record);
         flush();
       })
@@ -515,6 +520,11 @@ summary{cursor:pointer;color:var(--c-accent);margin:.25rem 0}
       who.append(state && state.id && state.receipt
         ? el('p', {}, [el('a', { href: ENDPOINT + '/' + state.id + '?receipt=' + encodeURIComponent(state.receipt), download: '' }, [words.download])])
         : el('p', {}, [state && state.id ? '' : words.no_choice]));
+      let proof;
+      try {
+        proof = localStorage.getItem(PROOF_KEY);
+      } catch (e) {}
+      if (proof) who.append(el('p', {}, [el('a', { href: 'data:,' + encodeURIComponent(proof), download: 'consent-proof.json' }, [words.download_proof])]));
     }
     for (const c of inventory.categories) {
       const box = ui.dialog.querySelector('[data-category="' + c.key + '"]');

@@ -122,7 +122,8 @@ def check(signed: Any, keys: dict[str, PublicKey], kind: str, at: str = "timesta
     """
     if not isinstance(signed, dict) or signed.get("type") != kind:
         return f"not a {kind} statement"
-    key = keys.get(signed.get("key_id"))  # type: ignore[arg-type]
+    named = signed.get("key_id")
+    key = keys.get(named) if isinstance(named, str) else None  # untrusted input: any JSON value
     if key is None:
         return f"signed by key {signed.get('key_id')!r}, which is not one of the trusted keys"
     try:
