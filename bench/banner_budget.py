@@ -94,6 +94,10 @@ def running_service() -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     inventory = (ROOT / "cookies.yaml").read_text(encoding="utf-8")
     (folder / "cookies.yaml").write_text(inventory.replace("http://127.0.0.1:8000", url), encoding="utf-8")
+    from consent.ledger.keys import generate_pem, write_private
+
+    # Outside the demo the service starts only with the ledger's signing key.
+    write_private(folder / "ledger-key.pem", generate_pem())
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
@@ -104,6 +108,7 @@ def running_service() -> Iterator[str]:
         "CONSENT_ADMIN_TOKENS": "bench-admin-token",
         "CONSENT_INVENTORY": str(folder / "cookies.yaml"),
         "CONSENT_ACCESS_LOG": str(folder / "access.log"),
+        "CONSENT_LEDGER_KEY_FILE": str(folder / "ledger-key.pem"),
     }
     subprocess.run(
         [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
@@ -197,6 +202,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--loads", type=int, default=9, help="cold page loads to take the median of (at least 5)")
     loads = max(5, parser.parse_args().loads)
+    # This checkout's code, whichever one is installed.
+    sys.path.insert(0, str(ROOT))
     with running_service() as url, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
@@ -205,7 +212,6 @@ def main() -> int:
             results = [measure_load(browser, url) for _ in range(loads)]
         finally:
             browser.close()
-    sys.path.insert(0, str(ROOT))
     demo_cookies = len(YAML(typ="safe").load((ROOT / "cookies.yaml").read_text(encoding="utf-8"))["cookies"])
     demo_built, built_25, built_35 = built_size(demo_cookies), built_size(25), built_size(35)
     per_cookie = (built_35 - built_25) / 10

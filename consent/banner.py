@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import json
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import minify  # type: ignore[import-untyped]  # no type information shipped
 from flask import Blueprint, Response, current_app, render_template, request, url_for
 from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
@@ -22,6 +24,8 @@ from consent.inventory import Site, get_site, sites, validate_public_url
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT_SOURCE = ROOT / "static" / "banner.js"
 CONFIG_MARKER = "/*__CONSENT_CONFIG__*/ null"
+# The marker as a global name while the source is minified: a minifier keeps global names as written.
+CONFIG_PLACEHOLDER = "__CONSENT_CONFIG__"
 # Browsers keep the script five minutes, then revalidate with its ETag: a new
 # revision reaches every visitor within minutes, and most page views cost nothing.
 CACHE_CONTROL = "public, max-age=300"
@@ -34,8 +38,6 @@ BANNER_TEXT_KEYS = (
 # One cached script per (site, inventory hash, service address); without a configured
 # address it comes from the Host header, so the cache is bounded against arbitrary hosts.
 CACHE_LIMIT = 64
-# A space next to one of these never separates two words in the banner's source.
-TIGHT = frozenset("=,{}();:?<>|&!*[]")
 
 bp = Blueprint(
     "banner",
@@ -125,63 +127,25 @@ def banner_config(site: Site, service_url: str) -> dict[str, Any]:
     }
 
 
-def without_comments(source: str) -> str:
-    """The source without whole-line comments, indentation and blank lines.
+@functools.lru_cache(maxsize=4)
+def minified(source: str) -> str:
+    """The banner source minified once per process, with the configuration placeholder in place of its marker.
 
-    The banner source keeps its comments on lines of their own and no comment
-    inside its stylesheet, so dropping those lines never changes what runs.
+    tdewolff/minify drops comments and spaces and shortens local names; global
+    names, property names, strings and templates (the stylesheet) stay as written.
     """
-    kept: list[str] = []
-    in_comment = False
-    for line in source.splitlines():
-        text = line.strip()
-        if in_comment:
-            in_comment = "*/" not in text
-        elif text.startswith("/*"):
-            in_comment = "*/" not in text
-        elif text and not text.startswith("//"):
-            kept.append(text)
-    return "\n".join(kept) + "\n"
-
-
-def _tightened(line: str, in_template: bool) -> tuple[str, bool, bool]:
-    """The line without spaces next to punctuation outside quotes; whether a template is open at its end;
-    whether it has a slash outside quotes (a regular expression or a division, left alone)."""
-    kept: list[str] = []
-    quote = "`" if in_template else ""
-    slash = escaped = False
-    for index, char in enumerate(line):
-        if quote:
-            escaped, quote = (not escaped and char == "\\"), ("" if char == quote and not escaped else quote)
-        elif char in "'\"`":
-            quote = char
-        elif char == "/":
-            slash = True
-        elif char == " " and (kept[-1:] == [" "] or {kept[-1] if kept else "", line[index + 1 : index + 2]} & TIGHT):
-            continue
-        kept.append(char)
-    return "".join(kept), quote == "`", slash
-
-
-def compact(source: str) -> str:
-    """Spaces next to punctuation removed, except inside strings and templates and on lines with a slash.
-
-    Only spaces that cannot separate two words go (``a = b`` becomes ``a=b``), and
-    lines are never joined, so the script means what its source says.
-    """
-    lines = []
-    in_template = False
-    for line in source.split("\n"):
-        tightened, still_open, slash = _tightened(line, in_template)
-        lines.append(line if in_template or slash else tightened)
-        in_template = still_open
-    return "\n".join(lines)
+    if source.count(CONFIG_MARKER) != 1:
+        raise RuntimeError(f"the banner source must contain {CONFIG_MARKER!r} exactly once")
+    script = minify.string("application/javascript", source.replace(CONFIG_MARKER, CONFIG_PLACEHOLDER))
+    if script.count(CONFIG_PLACEHOLDER) != 1:
+        raise RuntimeError(f"the minified banner must contain {CONFIG_PLACEHOLDER!r} exactly once")
+    return script
 
 
 def build_script(site: Site, service_url: str, source: str) -> BuiltScript:
-    """The banner source, without comments, with the site's configuration in place of its marker."""
+    """The banner source, minified, with the site's configuration in place of its marker."""
     config = json.dumps(banner_config(site, service_url), ensure_ascii=False, separators=(",", ":"))
-    plain = compact(without_comments(source)).replace(CONFIG_MARKER, config, 1).encode()
+    plain = minified(source).replace(CONFIG_PLACEHOLDER, config, 1).encode()
     digest = hashlib.sha256(plain).hexdigest()[:32]
     return BuiltScript(plain, gzip.compress(plain, compresslevel=9, mtime=0), digest)
 
