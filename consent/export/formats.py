@@ -1,5 +1,4 @@
-"""How exports are written: CSV and JSON Lines rows built by the database, ISO/IEC TS 27560 records,
-and the ledger entries at the end of every file that make it verifiable on its own.
+"""How exports are written: CSV and JSON Lines rows built by the database, and ISO/IEC TS 27560 records.
 
 CSV and JSON Lines rows are formatted in SQL, so that a large export runs at
 close to the database's own CSV speed; the column order and the text of every
