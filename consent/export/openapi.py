@@ -31,9 +31,9 @@ DESCRIPTION = """\
 Streams the records of the site in [since, until) that one signed tree head covers, oldest first, in one
 snapshot of the database. format=csv: one header row (after a UTF-8 BOM) and one row per record; jsonl: one
 JSON object per line; iso27560: one ISO/IEC TS 27560 consent record per line; nothing else in any of them.
-format=proof: the detached proof of the same records (signed head, Merkle range proof, signed export
-statement, erasures, inventory versions, public keys); format=bundle: a zip of records.csv, records.jsonl,
-proof.json, inventories/<hash>.json and a README.txt for the auditor.
+format=proof: the detached proof of the same records exported as `proves` (signed head, Merkle range
+proof, signed export statement, erasures, inventory versions, public keys); format=bundle: a zip of
+records.csv, records.jsonl, proof.json, inventories/<hash>.json and a README.txt for the auditor.
 
 Records newer than the head are not exported until sealed. Every response carries X-Consent-Tree-Size, the
 size of the head it was cut at (0: no head yet, an empty export): pass it as tree_size when fetching the
@@ -65,6 +65,13 @@ def document(spec: APISpec) -> None:
             "required": False,
             "schema": {"type": "integer", "minimum": 0},
             "description": "Cut at the signed head of this size (from X-Consent-Tree-Size); default the newest",
+        },
+        {
+            "name": "proves",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string", "enum": ["csv", "jsonl", "iso27560"], "default": "csv"},
+            "description": "With format=proof: the format of the export file the proof is for (it names it)",
         },
     ]
     spec.path(

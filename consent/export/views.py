@@ -20,7 +20,6 @@ from flask.typing import ResponseReturnValue
 
 from consent.auth import require_admin
 from consent.errors import ApiError
-from consent.export import openapi
 from consent.export.bundle import README, inventories, zip_stream
 from consent.export.formats import csv_header
 from consent.export.source import ExportSource
@@ -97,10 +96,12 @@ def bundle(source: ExportSource, site: Site, progress: Progress | None = None) -
     return zip_stream(entries)
 
 
-def export_body(source: ExportSource, site: Site, fmt: str, progress: Progress | None = None) -> Iterator[bytes]:
-    """What ``fmt`` asks for: the records, their proof or the bundle."""
+def export_body(
+    source: ExportSource, site: Site, fmt: str, progress: Progress | None = None, proves: str = "csv"
+) -> Iterator[bytes]:
+    """What ``fmt`` asks for: the records, the bundle, or the proof of the records exported as ``proves``."""
     if fmt == "proof":
-        return source.proof("proof")
+        return source.proof(proves)
     if fmt == "bundle":
         return bundle(source, site, progress)
     return records(source, site, fmt, progress)
@@ -137,7 +138,7 @@ def _tree_size(value: str | None) -> int | None:
 
 @bp.get("/sites/<site>/export")
 def export_view(site: str) -> ResponseReturnValue:
-    """Stream the site's compliance export or its proof (admin): ``?format=&since=&until=&tree_size=``."""
+    """Stream the site's compliance export or its proof (admin): ``?format=&since=&until=&tree_size=&proves=``."""
     if not is_logged_in():
         require_admin()
     current = get_site(site)
@@ -145,6 +146,9 @@ def export_view(site: str) -> ResponseReturnValue:
     errors: dict[str, list[str]] = {}
     if fmt not in HTTP_FORMATS:
         errors["format"] = [f"must be one of {', '.join(HTTP_FORMATS)}"]
+    proves = request.args.get("proves", "csv")
+    if proves not in FORMATS:
+        errors["proves"] = [f"must be one of {', '.join(FORMATS)}: the format of the file the proof is for"]
     moments: dict[str, datetime | None] = {}
     for name in ("since", "until"):
         try:
@@ -161,7 +165,7 @@ def export_view(site: str) -> ResponseReturnValue:
         source = open_source(current.key, moments["since"], moments["until"], tree_size)
     except ValueError as error:
         raise ApiError(422, "invalid export parameters", {"tree_size": [str(error)]}) from None
-    body = _closing(source, export_body(source, current, fmt))
+    body = _closing(source, export_body(source, current, fmt, proves=proves))
     response = Response(stream_with_context(body), mimetype=MEDIA_TYPES[fmt])
     response.call_on_close(source.close)  # also when the body is never read
     filename = export_filename(current, fmt, moments["since"], moments["until"])
@@ -240,12 +244,14 @@ def export_command(
         for chunk in export_body(source, current, "bundle" if bundle_file is not None else fmt, progress):
             target.write(chunk)
         if proof_file is not None:  # from the same snapshot as the records
-            for chunk in export_body(source, current, "proof"):
+            for chunk in export_body(source, current, "proof", proves=fmt):
                 proof_file.write(chunk)
 
 
 def init_app(app: Flask) -> None:
     """Register the export route's blueprint, its OpenAPI description and the ``consent export`` command."""
+    from consent.export import openapi  # the web service only: ``consent export`` starts without it
+
     app.register_blueprint(bp)
     app.extensions.setdefault("consent.openapi", []).append(openapi.document)
     app.cli.add_command(export_command)
