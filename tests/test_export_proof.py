@@ -302,7 +302,9 @@ def test_the_bundle_holds_records_proof_inventories_and_a_readme(proof_app, tmp_
 
 
 def test_a_bundle_goes_without_other_outputs(proof_app, tmp_path):
-    result = run(proof_app, "export", "--site", "demo", "--bundle", str(tmp_path / "b.zip"), "--proof", "p.json")
+    result = run(
+        proof_app, "export", "--site", "demo", "--bundle", str(tmp_path / "b.zip"), "--proof", str(tmp_path / "p")
+    )
     assert result.exit_code == 2 and "--bundle" in result.output
 
 
