@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import schemathesis
 from click.testing import Result
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck, settings
 from sqlalchemy import delete, insert, select
 
 from consent.cli import cli
@@ -332,3 +334,29 @@ def test_the_proof_streams_a_seal_at_a_time(proof_app, tmp_path):
     _, proof, _ = cli_export(proof_app, tmp_path)
     assert [(seal["seq"], seal["leaf_count"]) for seal in proof["seals"]] == [(1, 3), (2, 2)]
     assert all(len(base64.b64decode(seal["leaves"])) == seal["leaf_count"] * LEAF.size for seal in proof["seals"])
+
+
+@pytest.fixture
+def export_schema(make_app: Any) -> Any:
+    app = make_app(RATELIMIT_ENABLED=False, SEAL_INTERVAL=0, SEAL_GRACE=0)
+    recorded(app, 2)
+    seal(app)
+    return schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app).include(path="/api/v1/sites/{site}/export")
+
+
+fuzzed = schemathesis.pytest.from_fixture("export_schema")
+calls = {"count": 0}
+
+
+@fuzzed.parametrize()
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+def test_the_fuzzed_export_answers_as_documented(case: Any) -> None:
+    """Every format and parameter the description allows, with and without a token: documented answers only."""
+    calls["count"] += 1
+    if calls["count"] % 2:
+        case.path_parameters["site"] = "demo"
+    headers = ADMIN if calls["count"] % 3 else {}
+    case.call_and_validate(
+        headers=headers,
+        excluded_checks=[schemathesis.checks.positive_data_acceptance, schemathesis.checks.negative_data_rejection],
+    )

@@ -34,7 +34,7 @@ from consent.snapshot_streams import SnapshotStreams, id_ranges
 from consent.texts import CATEGORIES
 
 FETCH = 2_000
-SPAN = 2_500  # ids per PostgreSQL range: about 1 MB of CSV, a few of them in memory at a time
+SPAN = 1_000  # ids per PostgreSQL range: about 400 KB of CSV, a few of them in memory at a time
 
 
 class ExportSource:
