@@ -24,7 +24,7 @@ from types import TracebackType
 from typing import Any
 
 import psycopg
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, func, select, text
 from sqlalchemy.orm import Session
 
 from consent.export.formats import COLUMNS, iso27560, sql_csv_line, sql_json_line, sql_values
@@ -91,7 +91,10 @@ class ExportSource:
                 LedgerSeal.site == self.site, LedgerSeal.first_index + LedgerSeal.leaf_count <= size
             )
         )
-        query = select(func.count()).where(ConsentRecord.site == self.site, ConsentRecord.id > (through or 0))
+        # On SQLite "+site" reads the few ids past the head through the primary key, not the site's whole index.
+        of_site = text("+site = :site").bindparams(site=self.site) if self.dialect == "sqlite" else None
+        query = select(func.count()).select_from(ConsentRecord).where(ConsentRecord.id > (through or 0))
+        query = query.where(of_site if of_site is not None else ConsentRecord.site == self.site)
         if self.since is not None:
             query = query.where(ConsentRecord.recorded_at >= self.since)
         if self.until is not None:
