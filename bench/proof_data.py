@@ -1,8 +1,9 @@
 """Fill a database with a large consent log quickly, for the export and verify benchmarks.
 
 Rows look like real ones (random consent IDs, user agents with commas, a few
-visitors with several records) and carry correct record hashes, computed in
-batches with the same function the service uses. SQLite is filled with
+visitors with several records) and carry correct record hashes, computed with
+the service's own canonical encoding (consent.ledger.canonical). They are not
+sealed: run ``consent seal`` afterwards for the seals, tiles and signed head. SQLite is filled with
 ``executemany``, PostgreSQL with ``COPY``; a few seconds per 100 k rows.
 
     python3 bench/proof_data.py --database-url sqlite:///instance/bench.db --rows 1000000
@@ -24,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from consent.ledger.canonical import HASHED_FIELDS, record_hash  # noqa: E402
 
 COLUMNS = ("id", "event_id", *HASHED_FIELDS, "record_hash")
+MOMENT_AT = COLUMNS.index("recorded_at")
 BATCH = 10_000
 USER_AGENTS = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36",
@@ -47,7 +49,6 @@ def fake_records(site: str, inventory_hash: str, count: int, start: datetime, fi
         granted = action in ("accept_all", "custom")
         values: dict[str, Any] = {
             "site": site,
-            "event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
             "consent_id": consent_id,
             "recorded_at": moment,
             "action": action,
@@ -64,7 +65,8 @@ def fake_records(site: str, inventory_hash: str, count: int, start: datetime, fi
             "gpc": rng.random() < 0.05,
             "dnt": rng.random() < 0.1,
         }
-        yield (record_id, values["event_id"], *(values[field] for field in HASHED_FIELDS), record_hash(values))
+        event_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        yield (record_id, event_id, *(values[field] for field in HASHED_FIELDS), record_hash(values))
 
 
 def fill(database_url: str, site: str, inventory_hash: str, count: int, start: datetime | None = None) -> None:
@@ -86,7 +88,8 @@ def _fill_sqlite(path: str, site: str, inventory_hash: str, count: int, start: d
     batch: list[tuple] = []
     for row in fake_records(site, inventory_hash, count, start, first_id):
         # The service stores SQLite timestamps as naive UTC text with microseconds.
-        batch.append((*row[:4], row[4].strftime("%Y-%m-%d %H:%M:%S.%f"), *row[5:]))
+        moment = row[MOMENT_AT].strftime("%Y-%m-%d %H:%M:%S.%f")
+        batch.append((*row[:MOMENT_AT], moment, *row[MOMENT_AT + 1 :]))
         if len(batch) == BATCH:
             connection.executemany(statement, batch)
             batch.clear()

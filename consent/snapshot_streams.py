@@ -10,7 +10,6 @@ memory.
 from __future__ import annotations
 
 import queue
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
@@ -80,42 +79,3 @@ class SnapshotStreams(Generic[Item]):
                 raw.rollback()
         except Exception as error:  # noqa: BLE001 - handed to the reading thread, which raises it
             self._put(stream, error)
-
-
-class Spool:
-    """``lines`` written to a temporary file by a thread of its own, to be read back, in order, afterwards.
-
-    For work that is needed after a long read and does not depend on it (an
-    export's ledger entries): it is done while the read waits for the server.
-    """
-
-    def __init__(self, lines: Iterator[bytes]) -> None:
-        self.file = tempfile.TemporaryFile()
-        self.error: BaseException | None = None
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._write, args=(lines,), daemon=True)
-        self.thread.start()
-
-    def _write(self, lines: Iterator[bytes]) -> None:
-        try:
-            for line in lines:
-                if self.stop.is_set():
-                    return
-                self.file.write(line)
-        except BaseException as error:  # noqa: BLE001 - raised again by the reading thread
-            self.error = error
-
-    def lines(self) -> Iterator[bytes]:
-        """What was written, in chunks, once the thread is done; its error, if it failed."""
-        self.thread.join()
-        if self.error is not None:
-            raise self.error
-        self.file.seek(0)
-        while chunk := self.file.read(1 << 20):
-            yield chunk
-
-    def close(self) -> None:
-        """Stop the thread (between two lines) and remove the file."""
-        self.stop.set()
-        self.thread.join()
-        self.file.close()

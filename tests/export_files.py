@@ -14,9 +14,6 @@ from flask import Flask
 from sqlalchemy import insert, select
 
 from consent.cli import cli
-from consent.export.proof import export_range, proof_chunks
-from consent.export.views import stream_export
-from consent.inventory import sites
 from consent.ledger.canonical import CATEGORIES, HASHED_FIELDS, record_hash
 from consent.ledger.keys import key_set
 from consent.models import ConsentRecord, db
@@ -94,21 +91,11 @@ def seal(app: Flask) -> None:
 
 
 def export(app: Flask, path: Path, fmt: str = "csv", proof: Path | None = None, since: datetime | None = None) -> Path:
-    """Export the demo site as ``fmt`` to ``path`` and its proof beside it (or to ``proof``); the proof's path.
-
-    Written with the export's own functions, as ``consent export --proof`` does.
-    """
+    """Export the demo site as ``fmt`` to ``path`` and its proof beside it (or to ``proof``); the proof's path."""
     proof = proof or path.with_suffix(".proof.json")
-    with app.app_context():
-        site = sites()["demo"]
-        with path.open("wb") as out:
-            for chunk in stream_export(site, fmt, since, None):
-                out.write(chunk)
-        scope = export_range(db.session, "demo", since, None)
-        with proof.open("wb") as out:
-            for chunk in proof_chunks(db.session, scope, fmt):
-                out.write(chunk)
-        db.session.rollback()
+    options = ["--since", since.isoformat()] if since is not None else []
+    result = run(app, "export", "--site", "demo", "--format", fmt, "-o", str(path), "--proof", str(proof), *options)
+    assert result.exit_code == 0, result.output
     return proof
 
 

@@ -30,21 +30,20 @@ from sqlalchemy.orm import Session, defer
 
 from consent.ledger import tree
 from consent.ledger.canonical import iso
-from consent.ledger.events import erasures
 from consent.ledger.heads import as_json
 from consent.ledger.keys import key_set, private_key
-from consent.ledger.leaves import LABEL_SIZE, LEAF, Seal, epoch_ms, unpack_leaves
+from consent.ledger.leaves import LABEL_SIZE, LEAF, Seal, epoch_ms, leaf_hashes, unpack_leaves
 from consent.ledger.seals import as_seal
 from consent.ledger.signing import EXPORT, sign
-from consent.ledger.tiles import StoredTree
-from consent.models import InventoryVersion, LedgerHead, LedgerSeal, utcnow
+from consent.ledger.tiles import BITS, StoredTree
+from consent.models import InventoryVersion, LedgerEvent, LedgerHead, LedgerSeal, LedgerTile, utcnow
 
 PROOF_TYPE = "consent/export-proof/v1"
 
 
 @dataclass
 class ExportRange:
-    """The leaves ``[first_index, end_index)`` under ``head``, in ``seals`` (headers only); ids ``first_id..last_id``."""
+    """The leaves ``[first_index, end_index)`` under ``head``, in ``seals`` (headers only); ids first_id..last_id."""
 
     site: str
     since: datetime | None
@@ -60,9 +59,9 @@ class ExportRange:
 def _trim(seal: Seal, start: int, end: int) -> Seal:
     """The part of ``seal`` (leaves read) at tree positions ``[start, end)``."""
     low, high = max(start, seal.first_index) - seal.first_index, min(end, seal.end_index) - seal.first_index
-    leaves = unpack_leaves(seal.leaves)
-    after_id = seal.after_id if low == 0 else leaves[low - 1][0]
-    last_id = seal.last_id if high == seal.leaf_count else leaves[high - 1][0]
+    # Only the ids beside the cut are read: unpacking every leaf of a seal would cost more than the rest.
+    after_id = seal.after_id if low == 0 else LEAF.unpack_from(seal.leaves, (low - 1) * LEAF.size)[0]
+    last_id = seal.last_id if high == seal.leaf_count else LEAF.unpack_from(seal.leaves, (high - 1) * LEAF.size)[0]
     return Seal(
         seal.site, seal.seq, seal.first_index + low, high - low, after_id, last_id,
         seal.leaves[low * LEAF.size : high * LEAF.size], seal.labels[low * LABEL_SIZE : high * LABEL_SIZE],
@@ -125,8 +124,46 @@ def export_range(
     return scope
 
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
+class SnapshotTree(StoredTree):
+    """The site's stored tree read through ``session``: the export's snapshot, not the request's session."""
+
+    def __init__(self, session: Session, site: str) -> None:
+        super().__init__(site)
+        self.session = session
+
+    def _cached(self, level: int, index: int) -> bytes:
+        key = (level, index)
+        if key not in self.tiles:
+            found = self.session.scalar(
+                select(LedgerTile.hashes).where(
+                    LedgerTile.site == self.site, LedgerTile.level == level, LedgerTile.index == index
+                )
+            )
+            self.tiles[key] = bytes(found) if found is not None else b""
+        return self.tiles[key]
+
+    def complete(self, height: int, index: int) -> bytes:
+        if height >= BITS:
+            return super().complete(height, index)
+        start, end = index << height, (index + 1) << height
+        rows = self.session.execute(
+            select(LedgerSeal.first_index, LedgerSeal.leaves)
+            .where(LedgerSeal.site == self.site, LedgerSeal.first_index < end)
+            .where(LedgerSeal.first_index + LedgerSeal.leaf_count > start)
+            .order_by(LedgerSeal.first_index)
+        ).all()
+        size = LEAF.size
+        leaves = b"".join(bytes(data)[max(start - first, 0) * size : (end - first) * size] for first, data in rows)
+        hashes = leaf_hashes(leaves)
+        if len(hashes) != end - start:
+            raise LookupError(f"{self.site}: the subtree {height}/{index} is not stored")
+        return tree.root(hashes)
+
+
+def erasures(session: Session, site: str) -> list[dict[str, Any]]:
+    """Every signed erasure of ``site`` in the export's snapshot, oldest first."""
+    texts = session.scalars(select(LedgerEvent.signed).where(LedgerEvent.site == site).order_by(LedgerEvent.id))
+    return [json.loads(text) for text in texts]
 
 
 def _dumps(value: Any) -> str:
@@ -138,7 +175,8 @@ def proof_chunks(session: Session, scope: ExportRange, fmt: str) -> Iterator[byt
     head = scope.head
     size = head.tree_size if head is not None else 0
     start, end = scope.first_index, scope.end_index
-    hashes = tree.range_proof(start, end, size, StoredTree(scope.site).hash_range) if head is not None else []
+    stored = SnapshotTree(session, scope.site)
+    hashes = tree.range_proof(start, end, size, stored.hash_range) if head is not None else []
     statement = {
         "type": EXPORT,
         "site": scope.site,
@@ -153,7 +191,7 @@ def proof_chunks(session: Session, scope: ExportRange, fmt: str) -> Iterator[byt
     }
     named = [
         event
-        for event in erasures(scope.site)
+        for event in erasures(session, scope.site)
         if any(low < end and high > start for low, high in event.get("leaves", []))
     ]
     versions = session.scalars(
@@ -176,6 +214,9 @@ def proof_chunks(session: Session, scope: ExportRange, fmt: str) -> Iterator[byt
     for number, seal in enumerate(scope.seals):
         piece = _trim(_with_leaves(session, seal), start, end)
         seal.leaves = seal.labels = b""  # one seal's leaves in memory at a time
-        entry = {**piece.header(), "leaves": _b64(piece.leaves), "labels": _b64(piece.labels)}
-        yield (("," if number else "") + _dumps(entry)).encode()
+        # Base64 needs no JSON escaping: the encoded bytes go in as they are, without a round trip through str.
+        opening = (("," if number else "") + _dumps(piece.header())[:-1] + ',"leaves":"').encode()
+        yield b"".join(
+            (opening, base64.b64encode(piece.leaves), b'","labels":"', base64.b64encode(piece.labels), b'"}')
+        )
     yield b"]}\n"
