@@ -225,7 +225,7 @@ class LedgerTile(db.Model):  # type: ignore[name-defined,misc]
 
 
 class LedgerHead(db.Model):  # type: ignore[name-defined,misc]
-    """A signed tree head: the root of a site's tree at ``tree_size`` leaves, Ed25519-signed (consent.ledger.signing)."""
+    """A signed tree head: the root of a site's tree at ``tree_size`` leaves, signed with Ed25519 (see signing)."""
 
     __tablename__ = "ledger_heads"
     __table_args__ = (UniqueConstraint("site", "tree_size"),)

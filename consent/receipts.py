@@ -50,7 +50,7 @@ def check_proof(site: str, proof: Any) -> dict[str, Any]:
     record = db.session.get(ConsentRecord, record_id)
     if record is None or record.site != site:
         # A removed record's leaf stays: an erasure that names its position explains the absence.
-        answer["status"] = "erased" if _erased(site, _leaf_of(site, record_id, digest)) else "missing"
+        answer["status"] = "erased" if _erased(site, position_of(site, record_id, digest)) else "missing"
         return answer
     stored = record_hash({name: getattr(record, name) for name in HASHED_FIELDS})
     same = stored == digest == record.record_hash and record.consent_id == signed["consent_id"]
@@ -63,10 +63,6 @@ def check_proof(site: str, proof: Any) -> dict[str, Any]:
         "inventory_hash": record.inventory_hash,
     }
     return answer
-
-
-def _leaf_of(site: str, record_id: int, digest: str) -> int | None:
-    return position_of(site, record_id, digest)
 
 
 @bp.post("/sites/<site>/receipt")

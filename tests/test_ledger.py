@@ -91,7 +91,8 @@ def test_verify_names_a_record_changed_along_with_its_hash(proof_app):
     values = stored_values(proof_app, record_id) | {"action": "accept_all", "advertising": True}
     execute(
         proof_app,
-        "UPDATE consent_records SET action = 'accept_all', advertising = :granted, record_hash = :digest WHERE id = :id",
+        "UPDATE consent_records SET action = 'accept_all', advertising = :granted, record_hash = :digest "
+        "WHERE id = :id",
         granted=True,
         digest=record_hash(values),
         id=record_id,
@@ -408,8 +409,8 @@ def _insert_uncommitted(connection: psycopg.Connection, consent_id: str) -> int:
     }  # fmt: skip
     names = ("event_id", *HASHED_FIELDS)
     row = connection.execute(
-        f"INSERT INTO consent_records ({', '.join(names)}, record_hash) VALUES ({', '.join(['%s'] * (len(names) + 1))}) "
-        "RETURNING id",
+        f"INSERT INTO consent_records ({', '.join(names)}, record_hash) "
+        f"VALUES ({', '.join(['%s'] * (len(names) + 1))}) RETURNING id",
         [values[name] for name in names] + [record_hash(values)],
     ).fetchone()
     assert row is not None

@@ -180,7 +180,8 @@ def retire_command(into: Path, minutes: int) -> None:
     document["keys"] = [key for key in document["keys"] if key.get("key_id") != current.key_id] + [entry]
     into.write_text(json.dumps(document, indent=2) + "\n")
     click.echo(
-        f"{into}: key {current.key_id} retired from {entry['not_after']}; now set CONSENT_LEDGER_KEY_FILE to the new key"
+        f"{into}: key {current.key_id} retired from {entry['not_after']}; "
+        "now set CONSENT_LEDGER_KEY_FILE to the new key"
     )
 
 

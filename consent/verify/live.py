@@ -107,7 +107,8 @@ def postgresql_records(site: str, seals: list[tuple[int, int]]) -> Generator[Blo
         return
     snapshot = raw.execute("SELECT pg_export_snapshot()").fetchone()[0]
     hashed = (
-        f"SELECT id, record_hash, consent_id, sha256('\\x00'::bytea || convert_to({sql_canonical('postgresql')}, 'UTF8')) AS digest "
+        "SELECT id, record_hash, consent_id, "
+        f"sha256('\\x00'::bytea || convert_to({sql_canonical('postgresql')}, 'UTF8')) AS digest "
         "FROM consent_records WHERE site = %s AND id >= %s AND id <= %s ORDER BY id OFFSET 0"
     )
     # Rows come to string_agg in id order; were they ever not, the pairs would not match and the

@@ -50,7 +50,7 @@ def _rehash(bind) -> None:
             return
         updates = []
         for row in rows:
-            values = [bool(value) if name in BOOLEANS else value for name, value in zip(FIELDS, row[1:])]
+            values = [bool(value) if name in BOOLEANS else value for name, value in zip(FIELDS, row[1:], strict=True)]
             digest = hashlib.sha256(b"\x00" + encoder.encode(values).encode()).hexdigest()
             updates.append({"id": row[0], "digest": digest})
         bind.execute(sa.text("UPDATE consent_records SET record_hash = :digest WHERE id = :id"), updates)
