@@ -47,6 +47,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def to_ms(moment: datetime) -> datetime:
+    """``moment`` cut to the millisecond: what records, heads and exports state."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """A timestamp stored as UTC and always read back timezone-aware (SQLite forgets zones)."""
 

@@ -26,7 +26,7 @@ from consent.ledger.canonical import iso, record_hash
 from consent.ledger.keys import private_key
 from consent.ledger.signing import RECORD, sign
 from consent.metrics import RECORDS_WRITTEN
-from consent.models import ConsentEventKey, ConsentRecord, InventoryVersion, db, utcnow
+from consent.models import ConsentEventKey, ConsentRecord, InventoryVersion, db, to_ms, utcnow
 from consent.texts import CATEGORIES
 
 ACTIONS = ("accept_all", "reject_all", "custom", "withdraw")
@@ -343,12 +343,11 @@ def record_consent(site: Site, data: dict[str, Any], ip: str | None, user_agent:
     """Append one record; return the body and whether it is new (False: a replayed event_id)."""
     if data["consent_id"]:
         check_receipt(site.key, data["consent_id"], data["receipt"])
-    now = utcnow()
     values: dict[str, Any] = {
         "site": site.key,
         "event_id": data["event_id"].lower(),
         "consent_id": data["consent_id"] or str(uuid.uuid4()),
-        "recorded_at": now.replace(microsecond=now.microsecond // 1000 * 1000),
+        "recorded_at": to_ms(utcnow()),
         "action": data["action"],
         "necessary": True,
         **{category: bool(data["choices"].get(category, False)) for category in OPTIONAL},

@@ -17,7 +17,7 @@ from sqlalchemy import delete, func, select
 from consent.inventory import Site, sites
 from consent.ledger import events, seals
 from consent.ledger.canonical import iso
-from consent.models import ConsentEventKey, ConsentRecord, db, utcnow
+from consent.models import ConsentEventKey, ConsentRecord, db, to_ms, utcnow
 from consent.partitions import drop_partitions_before
 from consent.stats import invalidate_rollups
 
@@ -35,8 +35,7 @@ class PurgeResult:
 
 def purge(site: Site, dry_run: bool = False, now: datetime | None = None) -> PurgeResult:
     """Delete ``site``'s records older than its retention; sign the purge as an erasure event."""
-    cutoff = (now or utcnow()) - timedelta(days=site.retention_days)
-    cutoff = cutoff.replace(microsecond=cutoff.microsecond // 1000 * 1000)
+    cutoff = to_ms((now or utcnow()) - timedelta(days=site.retention_days))
     seals.lock_site(site.key, wait=True)
     old = (ConsentRecord.site == site.key, ConsentRecord.recorded_at < cutoff)
     count = int(db.session.scalar(select(func.count()).select_from(ConsentRecord).where(*old)) or 0)

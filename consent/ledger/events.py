@@ -21,7 +21,7 @@ from consent.ledger.keys import private_key
 from consent.ledger.leaves import LABEL_SIZE, LEAF, NO_LABEL, NO_SUBJECT
 from consent.ledger.seals import tree_size
 from consent.ledger.signing import ERASURE, sign
-from consent.models import LedgerEvent, LedgerSeal, db, utcnow
+from consent.models import LedgerEvent, LedgerSeal, db, to_ms, utcnow
 
 
 def as_ranges(positions: Iterable[int]) -> list[list[int]]:
@@ -65,8 +65,7 @@ def blank_leaves(site: str, record_ids: set[int]) -> list[int]:
 
 def sign_erasure(site: str, kind: str, positions: list[int], records: int, **detail: Any) -> dict[str, Any]:
     """Sign and store the erasure of the records at ``positions`` (the caller commits)."""
-    now = utcnow()
-    now = now.replace(microsecond=now.microsecond // 1000 * 1000)
+    now = to_ms(utcnow())
     statement = {
         "type": ERASURE,
         "site": site,

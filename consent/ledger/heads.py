@@ -17,7 +17,7 @@ from sqlalchemy import select
 from consent.ledger.canonical import iso
 from consent.ledger.keys import private_key
 from consent.ledger.signing import TREE_HEAD, sign
-from consent.models import LedgerHead, db, utcnow
+from consent.models import LedgerHead, db, to_ms, utcnow
 
 CACHE_FOR = 1.0  # seconds a process answers with the newest head it read, instead of reading again
 _newest: dict[tuple[str, str], tuple[float, dict[str, Any] | None]] = {}
@@ -38,8 +38,7 @@ def as_json(row: LedgerHead) -> dict[str, Any]:
 
 def sign_head(site: str, size: int, root_hash: bytes) -> LedgerHead:
     """Sign the head of ``site``'s tree at ``size`` leaves and add it to the session (the caller commits)."""
-    now = utcnow()
-    now = now.replace(microsecond=now.microsecond // 1000 * 1000)
+    now = to_ms(utcnow())
     statement = {
         "type": TREE_HEAD,
         "site": site,
