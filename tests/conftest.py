@@ -7,7 +7,6 @@ Each test session migrates its own SQLite file and its own PostgreSQL schema
 from __future__ import annotations
 
 import os
-import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,28 +16,22 @@ import psycopg
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
-from flask_migrate import upgrade
 from playwright.sync_api import Browser, Playwright, sync_playwright
+from service_config import ADMIN_TOKEN, app_config, migrate
 from sqlalchemy import delete
 
 from consent import create_app
-from consent.ledger.keys import generate_pem, write_private
 from consent.models import db
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES = os.environ.get("CONSENT_TEST_POSTGRES", "postgresql://127.0.0.1:5432/test")
 DATABASES = os.environ.get("CONSENT_TEST_DATABASES", "sqlite,postgresql").split(",")
-ADMIN_TOKEN = "test-admin-token"
 CHROMIUM = os.environ.get("CONSENT_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--host-resolver-rules=MAP *.shop.test 127.0.0.1",
 ]  # fmt: skip
 ORIGIN = "http://localhost:8000"
-# The run's ledger signing key; services the tests start inherit it through the environment.
-LEDGER_KEY = Path(tempfile.mkdtemp(prefix="consent-test-")) / "ledger-key.pem"
-write_private(LEDGER_KEY, generate_pem())
-os.environ["CONSENT_LEDGER_KEY_FILE"] = str(LEDGER_KEY)
 
 
 @pytest.fixture(scope="session", params=DATABASES)
@@ -46,7 +39,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     """A migrated database of the given kind for this test session."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'consent.db'}"
-        _migrate(url)
+        migrate(url)
         yield url
         return
     schema = f"consent_test_{uuid.uuid4().hex[:12]}"
@@ -54,30 +47,11 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         connection.execute(f'CREATE SCHEMA "{schema}"')
     url = f"{POSTGRES}?options=-csearch_path%3D{schema}"
     try:
-        _migrate(url)
+        migrate(url)
         yield url
     finally:
         with psycopg.connect(POSTGRES, autocommit=True) as connection:
             connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
-
-
-def _migrate(url: str) -> None:
-    app = create_app(_config(url))
-    with app.app_context():
-        upgrade()
-        db.engine.dispose()
-
-
-def _config(url: str, **overrides: Any) -> dict[str, Any]:
-    return {
-        "TESTING": True,
-        "SECRET_KEY": "test-secret-key",
-        "DATABASE_URL": url,
-        "ADMIN_TOKENS": ADMIN_TOKEN,
-        "INVENTORY": str(ROOT / "cookies.yaml"),
-        "LEDGER_KEY_FILE": str(LEDGER_KEY),
-        **overrides,
-    }
 
 
 @pytest.fixture
@@ -86,7 +60,7 @@ def make_app(database_url: str) -> Iterator[Callable[..., Flask]]:
     apps: list[Flask] = []
 
     def factory(**overrides: Any) -> Flask:
-        app = create_app(_config(database_url, **overrides))
+        app = create_app(app_config(database_url, **overrides))
         apps.append(app)
         return app
 
@@ -94,7 +68,7 @@ def make_app(database_url: str) -> Iterator[Callable[..., Flask]]:
     for app in apps:
         with app.app_context():
             db.engine.dispose()
-    cleaner = create_app(_config(database_url))
+    cleaner = create_app(app_config(database_url))
     with cleaner.app_context():
         for table in reversed(db.metadata.sorted_tables):
             db.session.execute(delete(table))

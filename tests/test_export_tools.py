@@ -12,8 +12,8 @@ from typing import Any
 import duckdb
 import pandas
 import pytest
-from conftest import _config, _migrate
 from export_files import export, insert_records, plain_record, post_choices, seal, stored_ids, write_keys
+from service_config import app_config, migrate
 from test_offline_verify import findings, verify
 
 from consent import create_app
@@ -40,8 +40,8 @@ def round_trip(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
         pytest.fail(f"LibreOffice not found at {SOFFICE}: install Debian's libreoffice-calc-nogui (.ci/install)")
     folder = tmp_path_factory.mktemp("spreadsheet")
     url = f"sqlite:///{folder / 'consent.db'}"
-    _migrate(url)
-    app = create_app(_config(url, SEAL_INTERVAL=0, SEAL_GRACE=0))
+    migrate(url)
+    app = create_app(app_config(url, SEAL_INTERVAL=0, SEAL_GRACE=0))
     post_choices(app)
     insert_records(
         app, [plain_record(7, user_agent="line one\nline two", page_url='https://shop.example/?q=1,2;x="y"')]
