@@ -166,10 +166,14 @@ def export_and_verify(
               f"with --proof {proven['seconds']:.2f} s ({proven['rss_mb']:.0f} MB)", flush=True)  # fmt: skip
     result["csv_mb"] = ours.stat().st_size / 1e6
     result["proof_mb"] = proof.stat().st_size / 1e6
+    keys = workdir / "keys.json"  # the published key set, as an auditor would fetch it
+    if verify:
+        shown = subprocess.run([*CONSENT, "keys", "show"], cwd=ROOT, env=env, check=True, capture_output=True)
+        keys.write_bytes(shown.stdout)
     for number in range(1, runs + 1) if verify else ():
         result["verify_live"].append(timed([*CONSENT, "verify", "--site", "demo"], env))
         if OFFLINE_VERIFIER:
-            offline = [sys.executable, "-m", "consent.verify", str(ours), "--proof", str(proof)]
+            offline = [sys.executable, "-m", "consent.verify", str(ours), "--proof", str(proof), "--keys", str(keys)]
             result["verify_file"].append(timed(offline, {**os.environ, "PYTHONPATH": str(ROOT)}))
         print(f"  run {number}: verify live {result['verify_live'][-1]['seconds']:.2f} s"
               + (f", file {result['verify_file'][-1]['seconds']:.2f} s" if OFFLINE_VERIFIER else ""),
