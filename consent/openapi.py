@@ -382,7 +382,12 @@ def _ledger_paths(spec: APISpec) -> None:
                 "description": "For an admin, or with the visitor's access token (X-Consent-Receipt) of the "
                 "consent ID the record belongs to. 404: the record is unknown (to an admin) or not sealed yet.",
                 "parameters": [
-                    {"name": "record", "in": "query", "required": True, "schema": {"type": "integer", "minimum": 1}},
+                    {
+                        "name": "record",
+                        "in": "query",
+                        "required": True,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+                    },
                     {"name": "X-Consent-Receipt", "in": "header", "required": False, "schema": {"type": "string"}},
                 ],
                 "security": [{}, {"admin": []}],

@@ -47,7 +47,7 @@ class InclusionQuery(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    record = fields.Integer(required=True, validate=validate.Range(1))
+    record = fields.Integer(required=True, validate=validate.Range(1, 2**63 - 1))  # what a BIGINT id holds
 
 
 CONSISTENCY_QUERY = ConsistencyQuery()

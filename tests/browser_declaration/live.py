@@ -143,6 +143,7 @@ def start_service(inventory: Path, origin: str, folder: Path) -> Service:
         "SECRET_KEY": "browser-test-secret",
         "ADMIN_TOKENS": ADMIN_TOKEN,
         "INVENTORY": str(folder / "cookies.yaml"),
+        "LEDGER_KEY_FILE": os.environ["CONSENT_LEDGER_KEY_FILE"],  # the run's key (tests/service_config.py)
     }
     app = create_app({key: value for key, value in config.items() if key not in ("BIND", "WORKERS")})
     with app.app_context():
