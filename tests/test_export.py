@@ -9,20 +9,17 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import Result
+from consent_log import insert_records, post_choice, run
 from flask import Flask
-from flask.testing import FlaskClient
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
-from consent.cli import cli
 from consent.export.formats import COLUMNS
-from consent.ledger.canonical import HASHED_FIELDS, record_hash
 from consent.models import ConsentRecord, db
 from consent.snapshot_streams import SnapshotStreams
 
@@ -37,49 +34,9 @@ def proof_app(make_app: Any) -> Flask:
     return make_app(SEAL_INTERVAL=0, SEAL_GRACE=0)
 
 
-def post_choice(client: FlaskClient, **body: Any) -> dict[str, Any]:
-    """Record a choice as the banner would; the response body."""
-    user_agent = body.pop("user_agent", "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0")
-    payload = {
-        "event_id": str(uuid.uuid4()),
-        "action": "custom",
-        "choices": {"functional": True, "analytics": False, "advertising": False},
-        "revision": 1,
-        "language": "en",
-        "page_url": "https://shop.example/products/42?ref=mail",
-        **body,
-    }
-    headers = {"Origin": ORIGIN, "User-Agent": user_agent}
-    response = client.post(
-        "/api/v1/sites/demo/consents", data=json.dumps(payload), headers=headers, content_type="text/plain"
-    )
-    assert response.status_code == 201, response.json
-    return response.json  # type: ignore[no-any-return]
-
-
-def run(app: Flask, *args: str) -> Result:
-    return app.test_cli_runner().invoke(cli, list(args))
-
-
 def record_ids(app: Flask) -> list[int]:
     with app.app_context():
         return list(db.session.scalars(select(ConsentRecord.id).order_by(ConsentRecord.id)))
-
-
-def insert_records(app: Flask, moments: list[datetime], **values: Any) -> None:
-    """Records at the given moments, written directly (as if recorded then)."""
-    with app.app_context():
-        for moment in moments:
-            row = {
-                "site": "demo", "event_id": str(uuid.uuid4()), "consent_id": str(uuid.uuid4()),
-                "recorded_at": moment.replace(microsecond=moment.microsecond // 1000 * 1000), "action": "accept_all",
-                "necessary": True, "functional": True, "analytics": True, "advertising": True, "revision": 1,
-                "inventory_hash": "0" * 64, "language": "en", "page_url": "https://shop.example/", "ip": "192.0.2.0",
-                "user_agent": "Mozilla/5.0", "gpc": False, "dnt": False, **values,
-            }  # fmt: skip
-            row["record_hash"] = record_hash({name: row[name] for name in HASHED_FIELDS})
-            db.session.execute(insert(ConsentRecord).values(row))
-        db.session.commit()
 
 
 def seal(app: Flask) -> None:

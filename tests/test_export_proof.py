@@ -15,12 +15,11 @@ from typing import Any
 import pytest
 import schemathesis
 from click.testing import Result
+from consent_log import post_choice, run
 from flask import Flask
-from flask.testing import FlaskClient
 from hypothesis import HealthCheck, settings
 from sqlalchemy import delete, insert, select
 
-from consent.cli import cli
 from consent.export.formats import COLUMNS
 from consent.inventory import canonical_hash
 from consent.ledger import tree
@@ -38,29 +37,6 @@ EXPORT_URL = "/api/v1/sites/demo/export"
 def proof_app(make_app: Any) -> Flask:
     """Sealing only when asked (``consent seal``), with no grace period to wait for."""
     return make_app(SEAL_INTERVAL=0, SEAL_GRACE=0)
-
-
-def post_choice(client: FlaskClient, **body: Any) -> dict[str, Any]:
-    """Record a choice as the banner would; the response body."""
-    payload = {
-        "event_id": str(uuid.uuid4()),
-        "action": "custom",
-        "choices": {"functional": True, "analytics": False, "advertising": False},
-        "revision": 1,
-        "language": "en",
-        "page_url": "https://shop.example/products/42?ref=mail",
-        **body,
-    }
-    headers = {"Origin": ORIGIN, "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0"}
-    response = client.post(
-        "/api/v1/sites/demo/consents", data=json.dumps(payload), headers=headers, content_type="text/plain"
-    )
-    assert response.status_code == 201, response.json
-    return response.json  # type: ignore[no-any-return]
-
-
-def run(app: Flask, *args: str) -> Result:
-    return app.test_cli_runner().invoke(cli, list(args))
 
 
 def seal(app: Flask) -> None:
