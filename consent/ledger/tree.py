@@ -51,27 +51,37 @@ def root(hashes: Sequence[bytes]) -> bytes:
 
 
 class Frontier:
-    """The growing tree's complete subtrees (at most one per power of two): its root at every size, in O(log n)."""
+    """The growing tree's complete subtrees, largest first: its root at every size, in O(log n) memory.
 
-    def __init__(self) -> None:
-        self.size = 0
-        self.stack: list[bytes] = []
+    A run of leaves that starts where a subtree of its size may start is taken
+    as that whole subtree, hashed level by level, rather than leaf by leaf.
+    """
+
+    def __init__(self, size: int = 0, nodes: list[tuple[int, bytes]] | None = None) -> None:
+        self.size = size
+        self.nodes: list[tuple[int, bytes]] = nodes or []  # (height, hash)
 
     def append(self, hashes: Iterable[bytes]) -> None:
-        stack, sha256 = self.stack, hashlib.sha256
-        for value in hashes:
-            self.size += 1
-            carry, size = value, self.size
-            while not size & 1:  # each trailing zero of the new size closes one more subtree
-                carry = sha256(b"\x01" + stack.pop() + carry).digest()
-                size >>= 1
-            stack.append(carry)
+        values = list(hashes)
+        at = 0
+        while at < len(values):
+            height = (len(values) - at).bit_length() - 1
+            if self.size:  # no larger than the subtrees already there allow
+                height = min(height, (self.size & -self.size).bit_length() - 1)
+            count = 1 << height
+            carry = root(values[at : at + count])
+            while self.nodes and self.nodes[-1][0] == height:
+                carry = node_hash(self.nodes.pop()[1], carry)
+                height += 1
+            self.nodes.append((height, carry))
+            self.size += count
+            at += count
 
     def root(self) -> bytes:
-        if not self.stack:
+        if not self.nodes:
             return EMPTY_ROOT
-        value = self.stack[-1]
-        for left in reversed(self.stack[:-1]):
+        value = self.nodes[-1][1]
+        for _, left in reversed(self.nodes[:-1]):
             value = node_hash(left, value)
         return value
 

@@ -9,7 +9,7 @@ first head at or after its end matches; every problem is a finding.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,42 +17,6 @@ from consent.ledger import tree
 from consent.ledger.leaves import Seal, from_epoch_ms, leaf_hashes, unpack_leaves
 from consent.ledger.signing import ERASURE, TREE_HEAD, PublicKey, check, parse_time
 from consent.verify.checker import Erasures, Finding
-
-
-class BulkFrontier(tree.Frontier):
-    """A frontier that takes aligned runs of leaves as whole subtrees, hashed level by level."""
-
-    def __init__(self, start: int = 0, stack: list[tuple[int, bytes]] | None = None) -> None:
-        super().__init__()
-        self.size = start
-        self.nodes: list[tuple[int, bytes]] = stack or []  # (height, hash), largest first
-
-    def append(self, hashes: Iterable[bytes]) -> None:
-        values = list(hashes)
-        at = 0
-        while at < len(values):
-            room = len(values) - at
-            height = (
-                (room.bit_length() - 1)
-                if not self.size
-                else min((self.size & -self.size).bit_length() - 1, room.bit_length() - 1)
-            )
-            count = 1 << height
-            carry = tree.root(values[at : at + count]) if count > 1 else values[at]
-            while self.nodes and self.nodes[-1][0] == height:
-                carry = tree.node_hash(self.nodes.pop()[1], carry)
-                height += 1
-            self.nodes.append((height, carry))
-            self.size += count
-            at += count
-
-    def root(self) -> bytes:
-        if not self.nodes:
-            return tree.EMPTY_ROOT
-        value = self.nodes[-1][1]
-        for _, left in reversed(self.nodes[:-1]):
-            value = tree.node_hash(left, value)
-        return value
 
 
 @dataclass
@@ -106,10 +70,10 @@ def check_tree(
     check_: TreeCheck,
     seals: Iterable[Seal],
     heads: list[dict[str, Any]],
-    witnessed: list[dict[str, Any]] = (),  # type: ignore[assignment]
+    witnessed: Sequence[dict[str, Any]] = (),
     *,
     start: int = 0,
-    frontier: BulkFrontier | None = None,
+    frontier: tree.Frontier | None = None,
     backdated_after: float | None = None,
 ) -> Iterator[Seal]:
     """Walk the seals (yielding each, leaves read), recomputing the tree; compare every head's root on the way.
@@ -119,7 +83,7 @@ def check_tree(
     ``backdated_after``: seconds; a leaf recorded that long before the head
     that preceded its seal was signed is named backdated.
     """
-    frontier = frontier or BulkFrontier(start)
+    frontier = frontier or tree.Frontier(start)
     wanted: dict[int, list[tuple[str, dict[str, Any]]]] = {}
     for head in heads:
         wanted.setdefault(head["tree_size"], []).append(("head", head))
@@ -180,7 +144,7 @@ def check_tree(
         check_.newest = max(heads, key=lambda head: head["tree_size"])
 
 
-def _compare(check_: TreeCheck, frontier: BulkFrontier, heads: list[tuple[str, dict[str, Any]]]) -> bool:
+def _compare(check_: TreeCheck, frontier: tree.Frontier, heads: list[tuple[str, dict[str, Any]]]) -> bool:
     ok = True
     value = frontier.root().hex()
     for kind, head in heads:
