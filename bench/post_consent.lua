@@ -1,7 +1,8 @@
 -- wrk script: POST the SPEC's consent body as text/plain, a unique event_id per request.
 --
 -- Usage: wrk -s post_consent.lua URL -- PREFIX
--- PREFIX makes event_ids unique across runs on one database ("<prefix>-<thread>-<n>").
+-- PREFIX (8 hex digits) makes event_ids unique across runs on one database: each is a
+-- UUID "<prefix>-<thread>-4000-8000-<n>", as the service requires.
 -- done() prints one line "wrk-summary {json}" that post_throughput.py reads.
 
 local threads = {}
@@ -19,7 +20,7 @@ local headers = {
   ["Origin"] = "http://localhost:8000",
 }
 local body_tail = '","action":"accept_all",'
-  .. '"choices":{"functional":true,"analytics":true,"advertising":false},'
+  .. '"choices":{"functional":true,"analytics":true,"advertising":true},'
   .. '"revision":1,"language":"en","page_url":"https://shop.example/products/42",'
   .. '"gpc":false,"dnt":false}'
 local id_prefix
@@ -27,13 +28,13 @@ local id_prefix
 issued = 0
 
 function init(args)
-  id_prefix = (args[1] or "bench") .. "-" .. thread_number .. "-"
+  id_prefix = string.format("%s-%04x-4000-8000-", args[1] or "0badbe0c", thread_number)
   path = wrk.path
 end
 
 function request()
   issued = issued + 1
-  local body = '{"event_id":"' .. id_prefix .. issued .. body_tail
+  local body = '{"event_id":"' .. id_prefix .. string.format("%012x", issued) .. body_tail
   return wrk.format("POST", path, headers, body)
 end
 
