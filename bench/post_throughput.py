@@ -57,6 +57,17 @@ SERVICE_ENV = {
     "CONSENT_RATELIMIT_CONSENT_PER_SITE": "100000000 per minute",
 }
 START_TIMEOUT = 60.0
+LEDGER_KEY = ROOT / "bench" / "results" / "ledger-key.pem"  # the benches' own signing key, made on first run
+
+
+def ledger_key() -> Path:
+    """The benches' ledger signing key, made if missing."""
+    from consent.ledger.keys import generate_pem, write_private
+
+    if not LEDGER_KEY.exists():
+        LEDGER_KEY.parent.mkdir(parents=True, exist_ok=True)
+        write_private(LEDGER_KEY, generate_pem())
+    return LEDGER_KEY
 
 
 @dataclass
@@ -251,12 +262,13 @@ def describe(run: dict[str, Any]) -> str:
 def bench_database(kind: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     """Start both apps on fresh databases of ``kind`` and drive them interleaved."""
     base_env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    envs = {"service": {**base_env, **SERVICE_ENV, **dict(args.env)}, "bare": base_env}
+    signing = {"CONSENT_LEDGER_KEY_FILE": str(ledger_key())}
+    envs = {"service": {**base_env, **SERVICE_ENV, **signing, **dict(args.env)}, "bare": base_env}
     with databases(kind, workdir, args.postgres) as urls, contextlib.ExitStack() as stack:
         servers = []
         for app, (url, count_rows) in urls.items():
             # Both tables come from the service's migrations, which need its settings.
-            migrate(url, envs["service"] if app == "service" else {**base_env, **SERVICE_ENV})
+            migrate(url, envs["service"] if app == "service" else {**base_env, **SERVICE_ENV, **signing})
             env = {**envs[app], "CONSENT_DATABASE_URL": url, "BENCH_DATABASE_URL": url}
             port, process_group = stack.enter_context(gunicorn(app, env, workdir / f"{kind}-{app}.log"))
             servers.append(Server(app, port, process_group, count_rows))

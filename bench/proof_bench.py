@@ -51,17 +51,6 @@ EXPORT_BUDGET = {"sqlite": 0.9, "postgresql": 0.7}  # at least this share of the
 PROOF_BUDGET = 0.20  # the proof may add at most this to the export's time
 VERIFY_BUDGET = 1.5  # verify may take at most this many times the export's time
 OFFLINE_VERIFIER = (ROOT / "consent" / "verify" / "__main__.py").exists()
-LEDGER_KEY = ROOT / "bench" / "results" / "ledger-key.pem"  # the bench's own signing key, made on first run
-
-
-def ledger_key() -> Path:
-    """The bench's signing key, made if missing."""
-    from consent.ledger.keys import generate_pem, write_private
-
-    if not LEDGER_KEY.exists():
-        LEDGER_KEY.parent.mkdir(parents=True, exist_ok=True)
-        write_private(LEDGER_KEY, generate_pem())
-    return LEDGER_KEY
 
 
 def environment(url: str) -> dict[str, str]:
@@ -73,7 +62,7 @@ def environment(url: str) -> dict[str, str]:
         "CONSENT_ADMIN_TOKENS": "bench-only-admin-token",
         "CONSENT_INVENTORY": str(ROOT / "cookies.yaml"),
         "CONSENT_SEAL_GRACE": "0",
-        "CONSENT_LEDGER_KEY_FILE": str(ledger_key()),
+        "CONSENT_LEDGER_KEY_FILE": str(post.ledger_key()),
     }
 
 
