@@ -22,8 +22,10 @@ from flask import Flask, request
 from flask.typing import ResponseReturnValue
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import Boolean, Column, DateTime, Integer, MetaData, String, Table, event, insert
+from sqlalchemy.orm import registry
 
 FIXED_HASH = "0" * 64
+ORM = os.environ.get("BENCH_BARE_ORM") == "1"
 
 metadata = MetaData()
 # The columns the service writes; the table itself comes from the service's migrations.
@@ -54,6 +56,16 @@ consent_records = Table(
 # Built once; each request passes its row as parameters, the usual Core idiom.
 INSERT = insert(consent_records)
 
+
+class Record:
+    """The same table as an ORM class: ``BENCH_BARE_ORM=1`` inserts through the unit of work, the usual ORM idiom."""
+
+    def __init__(self, **values: Any) -> None:
+        self.__dict__.update(values)
+
+
+registry().map_imperatively(Record, consent_records)
+
 db = SQLAlchemy(metadata=metadata)
 
 
@@ -73,30 +85,31 @@ def record(site: str) -> ResponseReturnValue:
     choices = body.get("choices", {})
     now = datetime.now(UTC)
     consent_id = str(uuid.uuid4())
-    db.session.execute(
-        INSERT,
-        dict(
-            site=site,
-            event_id=body["event_id"],
-            consent_id=consent_id,
-            # SQLite stores naive UTC, as the service does.
-            recorded_at=now.replace(tzinfo=None) if db.engine.dialect.name == "sqlite" else now,
-            action=body.get("action", ""),
-            necessary=True,
-            functional=bool(choices.get("functional")),
-            analytics=bool(choices.get("analytics")),
-            advertising=bool(choices.get("advertising")),
-            revision=body.get("revision", 1),
-            inventory_hash=FIXED_HASH,
-            language=body.get("language", "en"),
-            page_url=body.get("page_url", ""),
-            ip=request.remote_addr or "",
-            user_agent=request.user_agent.string[:512],
-            gpc=bool(body.get("gpc")),
-            dnt=bool(body.get("dnt")),
-            record_hash=FIXED_HASH,
-        ),
+    values = dict(
+        site=site,
+        event_id=body["event_id"],
+        consent_id=consent_id,
+        # SQLite stores naive UTC, as the service does.
+        recorded_at=now.replace(tzinfo=None) if db.engine.dialect.name == "sqlite" else now,
+        action=body.get("action", ""),
+        necessary=True,
+        functional=bool(choices.get("functional")),
+        analytics=bool(choices.get("analytics")),
+        advertising=bool(choices.get("advertising")),
+        revision=body.get("revision", 1),
+        inventory_hash=FIXED_HASH,
+        language=body.get("language", "en"),
+        page_url=body.get("page_url", ""),
+        ip=request.remote_addr or "",
+        user_agent=request.user_agent.string[:512],
+        gpc=bool(body.get("gpc")),
+        dnt=bool(body.get("dnt")),
+        record_hash=FIXED_HASH,
     )
+    if ORM:
+        db.session.add(Record(**values))
+    else:
+        db.session.execute(INSERT, values)
     db.session.commit()
     return {"consent_id": consent_id, "recorded_at": now.isoformat()}, 201
 

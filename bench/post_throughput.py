@@ -263,7 +263,8 @@ def bench_database(kind: str, args: argparse.Namespace, workdir: Path) -> dict[s
     """Start both apps on fresh databases of ``kind`` and drive them interleaved."""
     base_env = {**os.environ, "PYTHONPATH": str(ROOT)}
     signing = {"CONSENT_LEDGER_KEY_FILE": str(ledger_key())}
-    envs = {"service": {**base_env, **SERVICE_ENV, **signing, **dict(args.env)}, "bare": base_env}
+    bare = {**base_env, "BENCH_BARE_ORM": "1"} if args.bare_orm else base_env
+    envs = {"service": {**base_env, **SERVICE_ENV, **signing, **dict(args.env)}, "bare": bare}
     with databases(kind, workdir, args.postgres) as urls, contextlib.ExitStack() as stack:
         servers = []
         for app, (url, count_rows) in urls.items():
@@ -338,6 +339,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--env", type=key_value, action="append", default=[], help="KEY=VALUE for the service only")
     parser.add_argument(
         "--postgres", default=os.environ.get("CONSENT_TEST_POSTGRES", "postgresql://127.0.0.1:5432/test")
+    )
+    parser.add_argument(
+        "--bare-orm", action="store_true", help="the bare app inserts through the ORM's unit of work (not Core)"
     )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--connections", type=int, default=32)
