@@ -30,13 +30,14 @@ from sqlalchemy.orm import Session, defer
 
 from consent.ledger import tree
 from consent.ledger.canonical import iso
+from consent.ledger.events import erasures
 from consent.ledger.heads import as_json
 from consent.ledger.keys import key_set, private_key
-from consent.ledger.leaves import LABEL_SIZE, LEAF, Seal, epoch_ms, leaf_hashes, unpack_leaves
+from consent.ledger.leaves import LABEL_SIZE, LEAF, Seal, epoch_ms, unpack_leaves
 from consent.ledger.seals import as_seal
 from consent.ledger.signing import EXPORT, sign
-from consent.ledger.tiles import BITS, StoredTree
-from consent.models import InventoryVersion, LedgerEvent, LedgerHead, LedgerSeal, LedgerTile, utcnow
+from consent.ledger.tiles import StoredTree
+from consent.models import InventoryVersion, LedgerHead, LedgerSeal, utcnow
 
 PROOF_TYPE = "consent/export-proof/v1"
 
@@ -132,48 +133,6 @@ def export_range(
     return scope
 
 
-class SnapshotTree(StoredTree):
-    """The site's stored tree read through ``session``: the export's snapshot, not the request's session."""
-
-    def __init__(self, session: Session, site: str) -> None:
-        super().__init__(site)
-        self.session = session
-
-    def _cached(self, level: int, index: int) -> bytes:
-        key = (level, index)
-        if key not in self.tiles:
-            found = self.session.scalar(
-                select(LedgerTile.hashes).where(
-                    LedgerTile.site == self.site, LedgerTile.level == level, LedgerTile.index == index
-                )
-            )
-            self.tiles[key] = bytes(found) if found is not None else b""
-        return self.tiles[key]
-
-    def complete(self, height: int, index: int) -> bytes:
-        if height >= BITS:
-            return super().complete(height, index)
-        start, end = index << height, (index + 1) << height
-        rows = self.session.execute(
-            select(LedgerSeal.first_index, LedgerSeal.leaves)
-            .where(LedgerSeal.site == self.site, LedgerSeal.first_index < end)
-            .where(LedgerSeal.first_index + LedgerSeal.leaf_count > start)
-            .order_by(LedgerSeal.first_index)
-        ).all()
-        size = LEAF.size
-        leaves = b"".join(bytes(data)[max(start - first, 0) * size : (end - first) * size] for first, data in rows)
-        hashes = leaf_hashes(leaves)
-        if len(hashes) != end - start:
-            raise LookupError(f"{self.site}: the subtree {height}/{index} is not stored")
-        return tree.root(hashes)
-
-
-def erasures(session: Session, site: str) -> list[dict[str, Any]]:
-    """Every signed erasure of ``site`` in the export's snapshot, oldest first."""
-    texts = session.scalars(select(LedgerEvent.signed).where(LedgerEvent.site == site).order_by(LedgerEvent.id))
-    return [json.loads(text) for text in texts]
-
-
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
@@ -183,7 +142,7 @@ def proof_chunks(session: Session, scope: ExportRange, fmt: str) -> Iterator[byt
     head = scope.head
     size = head.tree_size if head is not None else 0
     start, end = scope.first_index, scope.end_index
-    stored = SnapshotTree(session, scope.site)
+    stored = StoredTree(scope.site, session)
     hashes = tree.range_proof(start, end, size, stored.hash_range) if head is not None else []
     statement = {
         "type": EXPORT,
@@ -199,7 +158,7 @@ def proof_chunks(session: Session, scope: ExportRange, fmt: str) -> Iterator[byt
     }
     named = [
         event
-        for event in erasures(session, scope.site)
+        for event in erasures(scope.site, session)
         if any(low < end and high > start for low, high in event.get("leaves", []))
     ]
     versions = session.scalars(

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from consent.ledger.canonical import iso
 from consent.ledger.keys import private_key
@@ -81,9 +82,11 @@ def sign_erasure(site: str, kind: str, positions: list[int], records: int, **det
     return signed
 
 
-def erasures(site: str) -> list[dict[str, Any]]:
-    """Every signed erasure of ``site``, oldest first."""
-    texts = db.session.scalars(select(LedgerEvent.signed).where(LedgerEvent.site == site).order_by(LedgerEvent.id))
+def erasures(site: str, session: Session | None = None) -> list[dict[str, Any]]:
+    """Every signed erasure of ``site``, oldest first (read through ``session``, default the app's)."""
+    texts = (session or db.session).scalars(
+        select(LedgerEvent.signed).where(LedgerEvent.site == site).order_by(LedgerEvent.id)
+    )
     return [json.loads(text) for text in texts]
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import func, select, text
-from sqlalchemy.orm import defer
+from sqlalchemy.orm import Session, defer
 
 from consent.ledger.leaves import LEAF, Seal
 from consent.models import LedgerSeal, db
@@ -89,19 +89,23 @@ def tree_size(site: str) -> int:
     return newest.first_index + newest.leaf_count if newest else 0
 
 
-def leaves_between(site: str, start: int, end: int) -> bytes:
-    """The stored leaves at tree positions ``[start, end)``, in order."""
+def leaves_between(site: str, start: int, end: int, session: Session | None = None) -> bytes:
+    """The stored leaves at tree positions ``[start, end)``, in order (read through ``session``, default the app's)."""
     if start >= end:
         return b""
-    rows = db.session.execute(
-        select(LedgerSeal.first_index, LedgerSeal.leaves)
-        .where(
-            LedgerSeal.site == site,
-            LedgerSeal.first_index < end,
-            LedgerSeal.first_index + LedgerSeal.leaf_count > start,
+    rows = (
+        (session or db.session)
+        .execute(
+            select(LedgerSeal.first_index, LedgerSeal.leaves)
+            .where(
+                LedgerSeal.site == site,
+                LedgerSeal.first_index < end,
+                LedgerSeal.first_index + LedgerSeal.leaf_count > start,
+            )
+            .order_by(LedgerSeal.first_index)
         )
-        .order_by(LedgerSeal.first_index)
-    ).all()
+        .all()
+    )
     size = LEAF.size
     return b"".join(bytes(leaves)[max(start - first, 0) * size : (end - first) * size] for first, leaves in rows)
 

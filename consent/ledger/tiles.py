@@ -12,6 +12,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from consent.database import dialect_insert
 from consent.ledger import tree
@@ -23,8 +24,8 @@ WIDTH = 256
 BITS = 8  # log2(WIDTH)
 
 
-def _tile(site: str, level: int, index: int) -> bytes:
-    found = db.session.scalar(
+def _tile(site: str, level: int, index: int, session: Session | None = None) -> bytes:
+    found = (session or db.session).scalar(
         select(LedgerTile.hashes).where(LedgerTile.site == site, LedgerTile.level == level, LedgerTile.index == index)
     )
     return bytes(found) if found is not None else b""
@@ -78,17 +79,20 @@ def _add(site: str, level: int, nodes: list[tuple[int, bytes]]) -> list[tuple[in
 
 
 class StoredTree:
-    """A site's tree as stored, read through the tiles; ``hash_range`` as the proofs in ``tree`` want it."""
+    """A site's tree as stored, read through the tiles; ``hash_range`` as the proofs in ``tree`` want it.
 
-    def __init__(self, site: str) -> None:
-        self.site = site
+    Read through ``session`` (an export's snapshot), or the app's session.
+    """
+
+    def __init__(self, site: str, session: Session | None = None) -> None:
+        self.site, self.session = site, session
         self.tiles: dict[tuple[int, int], bytes] = {}
         self.hash_range = lru_cache(maxsize=256)(self._hash_range)
 
     def _cached(self, level: int, index: int) -> bytes:
         key = (level, index)
         if key not in self.tiles:
-            self.tiles[key] = _tile(self.site, level, index)
+            self.tiles[key] = _tile(self.site, level, index, self.session)
         return self.tiles[key]
 
     def complete(self, height: int, index: int) -> bytes:
@@ -96,7 +100,7 @@ class StoredTree:
         level, rest = divmod(height, BITS)
         start, count = index << rest, 1 << rest  # at most 128 nodes of the tile's height
         if level == 0:
-            hashes = leaf_hashes(leaves_between(self.site, start, start + count))
+            hashes = leaf_hashes(leaves_between(self.site, start, start + count, self.session))
         else:
             tile = self._cached(level, start // WIDTH)
             offset = start % WIDTH * 32
