@@ -10,7 +10,7 @@ import os
 bind = os.environ.get("CONSENT_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("CONSENT_WORKERS", multiprocessing.cpu_count() * 2))
 # gunicorn's sync worker, answering the malformed requests it refuses itself in the API's JSON error shape.
-worker_class = "consent.serving.JsonErrorWorker"
+worker_class = "consent.web.serving.JsonErrorWorker"
 # Streamed exports of a large log take longer than a page; the worker keeps
 # writing while it streams, but a slow client must not get it killed.
 timeout = int(os.environ.get("CONSENT_TIMEOUT", "300"))
@@ -20,7 +20,7 @@ keepalive = 2
 accesslog = os.environ.get("CONSENT_ACCESS_LOG", "-") or None
 access_log_format = '%(t)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
 # Nor in gunicorn's own lines ("Invalid request from ..."): paths escaped, consent IDs masked.
-logger_class = "consent.serving.ServiceLogger"
+logger_class = "consent.web.serving.ServiceLogger"
 
 # gunicorn's control socket sits at one path per user, so a second instance on
 # the same host would take it over; the service needs none (HUP reloads).

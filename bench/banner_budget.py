@@ -145,8 +145,8 @@ def running_service() -> Iterator[str]:
 
 def built_size(cookies: int) -> int:
     """gzip -9 bytes of the script the service builds for the demo inventory grown to ``cookies`` cookies."""
-    from consent.banner import SCRIPT_SOURCE, build_script
-    from consent.inventory import load_site
+    from consent.embed.banner import SCRIPT_SOURCE, build_script
+    from consent.inventory.sites import load_site
 
     yaml = YAML(typ="safe")
     document = yaml.load((ROOT / "cookies.yaml").read_text(encoding="utf-8"))

@@ -34,8 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from consent import create_app  # noqa: E402
-from consent.models import ConsentRecord, DailyRollup, db  # noqa: E402
-from consent.stats import SETTLING  # noqa: E402
+from consent.log.stats import SETTLING  # noqa: E402
+from consent.store.models import ConsentRecord, DailyRollup, db  # noqa: E402
 
 TOKEN = "bench-admin-token"
 BATCH = 50_000

@@ -42,7 +42,7 @@ from consent.ledger.keys import generate_pem, write_private  # noqa: E402
 from consent.ledger.leaves import leaf_hashes  # noqa: E402
 from consent.ledger.seals import leaves_between, position_of  # noqa: E402
 from consent.ledger.tiles import StoredTree  # noqa: E402
-from consent.models import ConsentRecord, db  # noqa: E402
+from consent.store.models import ConsentRecord, db  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "bench-only-admin-token"

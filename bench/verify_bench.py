@@ -48,7 +48,7 @@ PROOF_ONLY = """
 import sys
 from consent import create_app
 from consent.export.proof import export_range, proof_chunks
-from consent.models import db
+from consent.store.models import db
 app = create_app(routes=False)
 with app.app_context(), open(sys.argv[1], "wb") as out:
     for chunk in proof_chunks(db.session, export_range(db.session, "demo", None, None), "csv"):

@@ -7,8 +7,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from flask import Flask
 
-DEFAULT_SECRET_KEY = "demo-only-secret-key-set-CONSENT_SECRET_KEY"
-
 
 def create_app(test_config: dict[str, Any] | None = None, *, routes: bool = True) -> Flask:
     """Build the service: configuration, inventory, database, errors, then the routes.
@@ -17,94 +15,79 @@ def create_app(test_config: dict[str, Any] | None = None, *, routes: bool = True
     (``consent export``, ``consent verify``) need: configuration, inventory,
     database and those commands. Without the web service around them they start
     in about half the time and memory.
+
+    Each part registers itself (blueprints, hooks, commands) in its ``init_app``;
+    the order below is the order their request hooks run in.
     """
     # Flask is imported here, not at the top: the offline verifier (consent.verify)
     # lives in this package and runs with the cryptography package alone.
     from flask import Flask
     from werkzeug.middleware.proxy_fix import ProxyFix
 
-    # templates/ and static/ sit at the project root, beside this package.
-    app = Flask(__name__, instance_relative_config=True, static_folder=None, template_folder="../templates")
-    app.config.from_mapping(
-        SECRET_KEY=DEFAULT_SECRET_KEY,
-        DATABASE_URL=None,
-        ADMIN_TOKENS="",
-        INVENTORY="cookies.yaml",
-        RATELIMIT_STORAGE_URL="memory://",
-        # Many visitors can share one address (offices, mobile carriers): the
-        # per-client limit is generous; the per-site one bounds a flood.
-        RATELIMIT_CONSENT_PER_CLIENT="600 per minute",
-        RATELIMIT_CONSENT_PER_SITE="20000 per minute",
-        RATELIMIT_ENABLED=True,
-        DEMO=False,
-        MAX_CONTENT_LENGTH=16 * 1024,
-        # Sealing (consent.ledger.sealing): every SEAL_INTERVAL seconds on the write path (0: off, seal
-        # from cron), SEAL_GRACE seconds after observing the newest id (PostgreSQL commits out of order);
-        # SEAL_MAX_DELAY (None: derived) is how long verify lets a record wait to be sealed.
-        SEAL_INTERVAL=10,
-        SEAL_GRACE=2,
-        SEAL_MAX_DELAY=None,
-        TRUSTED_PROXIES=0,
-    )
-    if test_config is None:
-        app.config.from_prefixed_env("CONSENT")
-    else:
-        app.config.update(test_config)
+    from consent import config
+    from consent.resources import TEMPLATES
+
+    app = Flask(__name__, instance_relative_config=True, static_folder=None, template_folder=str(TEMPLATES))
+    app.config.from_mapping(config.defaults())
+    app.config.update(config.from_environment() if test_config is None else test_config)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     if int(app.config["TRUSTED_PROXIES"]):
         # Behind N reverse proxies the client address comes from X-Forwarded-For.
         hops = int(app.config["TRUSTED_PROXIES"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
-    from consent import database, inventory, request_log, security
     from consent.export import views as export
+    from consent.inventory import sites
     from consent.ledger import keys
+    from consent.store import database
     from consent.verify import command as verify
+    from consent.web import request_log, security
 
-    security.init_app(app, DEFAULT_SECRET_KEY)
+    security.init_app(app)
     request_log.init_app(app)
     keys.init_app(app)
-    inventory.init_app(app)
+    sites.init_app(app)
     database.init_app(app)
     if not routes:
-        app.cli.add_command(export.export_command)
-        app.cli.add_command(verify.verify_command)
+        export.init_commands(app)
+        verify.init_app(app)
         return app
 
-    from consent import (
-        api,
-        banner,
-        declaration,
-        erasure,
-        errors,
-        health,
-        history,
-        limits,
-        metrics,
-        openapi,
-        receipts,
-        retention,
-    )
+    from consent.api import openapi
+    from consent.api import views as api
+    from consent.dashboard import users
+    from consent.dashboard import views as dashboard
+    from consent.embed import banner, declaration, undeclared
     from consent.ledger import sealing, witness
-    from consent.ledger import views as ledger_views
+    from consent.ledger import views as ledger
+    from consent.log import erasure, history, receipts, retention, stats
+    from consent.web import errors, health, limits, metrics
 
     database.init_migrations(app)
     errors.init_app(app)
     limits.init_app(app)
     metrics.init_app(app)
+    # The proof: keys and heads for everyone, sealing on the write path, witnesses, export and verify.
     keys.init_routes(app)
-    for proof in (sealing, ledger_views, witness, export, verify, history, receipts, retention, erasure):
-        proof.init_app(app)
-    app.register_blueprint(health.bp)
-    app.register_blueprint(api.bp)
-    app.register_blueprint(banner.bp)
-    app.register_blueprint(declaration.bp)
-    app.register_blueprint(openapi.bp)
+    sealing.init_app(app)
+    ledger.init_app(app)
+    witness.init_app(app)
+    export.init_app(app)
+    verify.init_app(app)
+    # The log's commands and routes.
+    history.init_app(app)
+    receipts.init_app(app)
+    retention.init_app(app)
+    erasure.init_app(app)
+    # The public routes: health, the API, what sites embed, the API's description.
+    health.init_app(app)
+    api.init_app(app)
+    banner.init_app(app)
+    declaration.init_app(app)
+    openapi.init_app(app)
     # The dashboard, its statistics and the undeclared-cookie reports.
-    from consent import admin, stats, undeclared, users
-
     users.init_app(app)
     stats.init_app(app)
     undeclared.init_app(app)
-    admin.init_app(app)
+    dashboard.init_app(app)
     return app

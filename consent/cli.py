@@ -12,11 +12,10 @@ from flask import Flask
 from flask.cli import FlaskGroup, ScriptInfo
 
 from consent import create_app
-from consent.inventory import InventoryError, load_inventory
+from consent.inventory.sites import InventoryError, load_inventory
 from consent.ledger.witness import witness_command
-from consent.security import ConfigurationError
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from consent.resources import ROOT
+from consent.web.security import ConfigurationError
 
 
 @click.command("check")
@@ -53,7 +52,7 @@ def serve_command(bind: str) -> None:
     if gunicorn is None:
         raise click.ClickException("gunicorn is not installed")
     os.environ["CONSENT_BIND"] = bind
-    os.chdir(PROJECT_ROOT)
+    os.chdir(ROOT)
     os.execv(gunicorn, [gunicorn, "wsgi:app"])
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import insert
 
-from consent.models import ConsentRecord, db
+from consent.store.models import ConsentRecord, db
 
 
 def record(

@@ -21,7 +21,7 @@ from service_config import ADMIN_TOKEN, app_config, migrate
 from sqlalchemy import delete
 
 from consent import create_app
-from consent.models import db
+from consent.store.models import db
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES = os.environ.get("CONSENT_TEST_POSTGRES", "postgresql://127.0.0.1:5432/test")

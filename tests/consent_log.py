@@ -15,7 +15,7 @@ from sqlalchemy import insert, select, text
 
 from consent.cli import cli
 from consent.ledger.canonical import HASHED_FIELDS, record_hash
-from consent.models import ConsentRecord, db
+from consent.store.models import ConsentRecord, db
 
 ORIGIN = "http://localhost:8000"
 FINDING = re.compile(r"^(\w+)\s+record (\d+)\s+consent ID (\S+)", re.MULTILINE)

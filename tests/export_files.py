@@ -16,7 +16,7 @@ from sqlalchemy import insert, select
 from consent.cli import cli
 from consent.ledger.canonical import CATEGORIES, HASHED_FIELDS, record_hash
 from consent.ledger.keys import key_set
-from consent.models import ConsentRecord, db
+from consent.store.models import ConsentRecord, db
 
 ORIGIN = "http://localhost:8000"
 USER_AGENTS = (

@@ -25,7 +25,7 @@ from gunicorn.config import KNOWN_SETTINGS
 from sqlalchemy import select
 
 from consent import create_app
-from consent.models import ConsentRecord, db
+from consent.store.models import ConsentRecord, db
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET_KEY = "live-test-secret-key"

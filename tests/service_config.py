@@ -15,7 +15,7 @@ from flask_migrate import upgrade
 
 from consent import create_app
 from consent.ledger.keys import generate_pem, write_private
-from consent.models import db
+from consent.store.models import db
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_TOKEN = "test-admin-token"

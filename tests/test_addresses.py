@@ -7,9 +7,9 @@ import uuid
 import pytest
 from sqlalchemy import select
 
-from consent.addresses import parse_address
-from consent.models import ConsentRecord, db
-from consent.recording import truncate_ip
+from consent.log.recording import truncate_ip
+from consent.store.models import ConsentRecord, db
+from consent.web.addresses import parse_address
 
 URL = "/api/v1/sites/demo/consents"
 ORIGIN = {"Origin": "http://localhost:8000"}

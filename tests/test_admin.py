@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from consent.models import AdminUser, db
-from consent.users import create_user, is_logged_in
+from consent.dashboard.users import create_user, is_logged_in
+from consent.store.models import AdminUser, db
 from tests.admin_seed import record, seed
 
 PASSWORD = "correct horse battery"
@@ -276,7 +276,7 @@ def test_a_session_of_the_old_shape_is_refused(app, dpo):
     client = app.test_client()
     with app.app_context():
         user = db.session.scalars(select(AdminUser)).one()
-        old = [user.id, __import__("consent.users", fromlist=["_fingerprint"])._fingerprint(user)]
+        old = [user.id, __import__("consent.dashboard.users", fromlist=["_fingerprint"])._fingerprint(user)]
     with client.session_transaction() as stored:
         stored["admin"] = old
     assert client.get("/admin").status_code == 302

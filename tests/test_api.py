@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from consent.inventory import sites
-from consent.models import ConsentRecord, InventoryVersion, db
+from consent.inventory.sites import sites
+from consent.store.models import ConsentRecord, InventoryVersion, db
 
 ORIGIN = {"Origin": "http://localhost:8000"}
 URL = "/api/v1/sites/demo/consents"

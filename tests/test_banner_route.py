@@ -14,8 +14,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from consent.banner import CONFIG_MARKER, CONFIG_PLACEHOLDER, minified
-from consent.models import InventoryVersion, db
+from consent.embed.banner import CONFIG_MARKER, CONFIG_PLACEHOLDER, minified
+from consent.store.models import InventoryVersion, db
 
 ROOT = Path(__file__).resolve().parent.parent
 

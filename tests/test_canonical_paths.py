@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, text
 
 from consent.ledger.canonical import record_hash
-from consent.models import db
+from consent.store.models import db
 from consent.verify import offline
 from consent.verify.file import ExportFile
 from consent.verify.live import sql_canonical

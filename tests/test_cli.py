@@ -3,7 +3,7 @@ from __future__ import annotations
 from sqlalchemy import inspect
 
 from consent.cli import cli
-from consent.models import db
+from consent.store.models import db
 
 
 def test_db_upgrade_is_idempotent(app, runner):

@@ -14,9 +14,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from consent.expiry import parse_expiry
-from consent.models import InventoryVersion, db
-from consent.texts import BANNER_TEXTS
+from consent.inventory.expiry import parse_expiry
+from consent.inventory.texts import BANNER_TEXTS
+from consent.store.models import InventoryVersion, db
 
 HOSTILE_INVENTORY = Path(__file__).parent / "browser_declaration" / "hostile.yaml"
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}

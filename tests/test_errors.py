@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from consent.errors import ApiError
+from consent.web.errors import ApiError
 
 
 def test_unknown_route_and_method_are_json(client):

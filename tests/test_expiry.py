@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from consent.expiry import parse_expiry
+from consent.inventory.expiry import parse_expiry
 
 
 @pytest.mark.parametrize(

@@ -20,8 +20,8 @@ from flask import Flask
 from sqlalchemy import select
 
 from consent.export.formats import COLUMNS
-from consent.models import ConsentRecord, db
-from consent.snapshot_streams import SnapshotStreams
+from consent.store.models import ConsentRecord, db
+from consent.store.streams import SnapshotStreams
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN = {"Authorization": "Bearer test-admin-token"}

@@ -21,12 +21,12 @@ from hypothesis import HealthCheck, settings
 from sqlalchemy import delete, insert, select
 
 from consent.export.formats import COLUMNS
-from consent.inventory import canonical_hash
+from consent.inventory.sites import canonical_hash
 from consent.ledger import tree
 from consent.ledger.canonical import HASHED_FIELDS, record_hash
 from consent.ledger.leaves import LEAF, unpack_leaves
 from consent.ledger.signing import EXPORT, TREE_HEAD, PublicKey, check, parse_keys
-from consent.models import ConsentRecord, InventoryVersion, db
+from consent.store.models import ConsentRecord, InventoryVersion, db
 
 ADMIN = {"Authorization": "Bearer test-admin-token"}
 ORIGIN = "http://localhost:8000"

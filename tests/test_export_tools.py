@@ -18,7 +18,7 @@ from test_offline_verify import findings, verify
 
 from consent import create_app
 from consent.export.formats import COLUMNS
-from consent.models import db
+from consent.store.models import db
 
 SOFFICE = os.environ.get("CONSENT_SOFFICE") or shutil.which("soffice") or "/usr/bin/soffice"
 # The import dialog's defaults for a UTF-8 file: comma, double quote, UTF-8 (76), from line 1.

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from consent.models import ConsentRecord, db
+from consent.store.models import ConsentRecord, db
 
 ROOT = Path(__file__).resolve().parent.parent
 

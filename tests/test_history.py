@@ -13,11 +13,11 @@ from consent_log import execute, insert_records, post_choice, records, run
 from flask import Flask
 from sqlalchemy import insert
 
-from consent.inventory import sites
+from consent.inventory.sites import sites
 from consent.ledger.canonical import HASHED_FIELDS, record_hash
 from consent.ledger.keys import generate_pem
 from consent.ledger.signing import sign
-from consent.models import ConsentRecord, InventoryVersion, db
+from consent.store.models import ConsentRecord, InventoryVersion, db
 
 
 @pytest.fixture

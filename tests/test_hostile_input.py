@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consent.models import db
-from consent.users import create_user
+from consent.dashboard.users import create_user
+from consent.store.models import db
 from tests.conftest import ADMIN_TOKEN
 from tests.live_service import LiveService
 from tests.test_admin import PASSWORD, csrf_token

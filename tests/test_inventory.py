@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from consent.cli import cli
-from consent.inventory import CONSENT_COOKIE, InventoryError, load_inventory
+from consent.inventory.sites import CONSENT_COOKIE, InventoryError, load_inventory
 
 ROOT = Path(__file__).resolve().parent.parent
 

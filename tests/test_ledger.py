@@ -24,7 +24,7 @@ from consent.ledger import heads, sealing, seals, tree
 from consent.ledger.canonical import HASHED_FIELDS, record_hash
 from consent.ledger.keys import generate_pem, write_private
 from consent.ledger.tiles import StoredTree
-from consent.models import ConsentRecord, LedgerHead, LedgerSeal, db
+from consent.store.models import ConsentRecord, LedgerHead, LedgerSeal, db
 
 
 @pytest.fixture

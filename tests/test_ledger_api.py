@@ -12,7 +12,7 @@ from sqlalchemy import insert
 
 from consent.ledger import sealing, tree
 from consent.ledger.signing import TREE_HEAD, check, parse_keys
-from consent.models import ConsentRecord, db
+from consent.store.models import ConsentRecord, db
 
 ORIGIN = {"Origin": "http://localhost:8000"}
 BASE = "/api/v1/sites/demo/ledger"

@@ -9,7 +9,7 @@ import redis
 from limits import parse
 from limits.strategies import FixedWindowRateLimiter
 
-from consent.limits import SweptMemoryStorage
+from consent.web.limits import SweptMemoryStorage
 
 ORIGIN = {"Origin": "http://localhost:8000"}
 URL = "/api/v1/sites/demo/consents"

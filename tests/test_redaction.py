@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from consent.redaction import loggable_path, loggable_text
+from consent.web.redaction import loggable_path, loggable_text
 
 CONSENT_ID = "3f0c9a52-8d1e-4c2b-9a7f-0e1d2c3b4a59"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from consent_log import choice, records, send
 
-from consent.models import ConsentRecord, db
+from consent.store.models import ConsentRecord, db
 
 
 def count(app) -> int:

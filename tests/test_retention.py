@@ -18,8 +18,8 @@ from sqlalchemy import func, insert, select
 
 from consent.ledger import events, heads, sealing, seals
 from consent.ledger.leaves import subject
-from consent.models import ConsentEventKey, ConsentRecord, LedgerEvent, LedgerSeal, db
-from consent.partitions import month_partitions
+from consent.log.partitions import month_partitions
+from consent.store.models import ConsentEventKey, ConsentRecord, LedgerEvent, LedgerSeal, db
 
 LONG_AGO = datetime.now(UTC) - timedelta(days=2000)  # the demo site keeps records 1825 days
 

@@ -5,8 +5,9 @@ import uuid
 
 import pytest
 
-from consent import DEFAULT_SECRET_KEY, create_app
-from consent.security import ConfigurationError
+from consent import create_app
+from consent.config import DEFAULT_SECRET_KEY
+from consent.web.security import ConfigurationError
 from tests.conftest import ROOT
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from consent.serving import ServiceLogger
+from consent.web.serving import ServiceLogger
 from tests.live_service import LiveService, migrate
 
 

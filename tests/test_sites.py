@@ -17,7 +17,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from consent.cli import cli
-from consent.stats import site_stats
+from consent.log.stats import site_stats
 from tests.admin_seed import record, seed
 from tests.test_gunicorn import free_port
 

@@ -7,8 +7,8 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import select
 
-from consent.models import DailyRollup, db
-from consent.stats import Counts, invalidate_rollups, percent, site_stats
+from consent.log.stats import Counts, invalidate_rollups, percent, site_stats
+from consent.store.models import DailyRollup, db
 from tests.admin_seed import record, seed
 
 NOW = datetime(2026, 3, 10, 15, 30, tzinfo=UTC)

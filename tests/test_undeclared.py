@@ -7,7 +7,7 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from consent.models import UndeclaredCookie, db
+from consent.store.models import UndeclaredCookie, db
 
 ORIGIN = "http://localhost:8000"
 URL = "/api/v1/sites/demo/undeclared"

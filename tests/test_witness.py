@@ -20,7 +20,7 @@ from consent.ledger.keys import key_set
 from consent.ledger.leaves import HASH_AT, LEAF
 from consent.ledger.signing import TREE_HEAD, PublicKey, key_id, sign
 from consent.ledger.tiles import StoredTree
-from consent.models import ConsentRecord, LedgerHead, LedgerSeal, LedgerTile, db
+from consent.store.models import ConsentRecord, LedgerHead, LedgerSeal, LedgerTile, db
 from tests.live_service import LiveService, free_port
 
 ORIGIN = {"Origin": "http://localhost:8000"}

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from consent.models import InventoryVersion
+from consent.store.models import InventoryVersion
 
 README = """\
 Compliance export of site {site}: an audit bundle

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from apispec import APISpec
 
-from consent.openapi import SITE, _errors
+from consent.api.openapi import SITE, _errors
 
 PROOF = {
     "type": "object",

@@ -37,7 +37,7 @@ from consent.ledger.leaves import LABEL_SIZE, LEAF, Seal, epoch_ms, unpack_leave
 from consent.ledger.seals import as_seal
 from consent.ledger.signing import EXPORT, sign
 from consent.ledger.tiles import StoredTree
-from consent.models import InventoryVersion, LedgerHead, LedgerSeal, utcnow
+from consent.store.models import InventoryVersion, LedgerHead, LedgerSeal, utcnow
 
 PROOF_TYPE = "consent/export-proof/v1"
 

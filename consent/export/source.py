@@ -29,9 +29,9 @@ from sqlalchemy.orm import Session
 
 from consent.export.formats import COLUMNS, iso27560, sql_csv_line, sql_json_line, sql_values
 from consent.export.proof import ExportRange, export_range, proof_chunks
-from consent.models import ConsentRecord, LedgerSeal, db
-from consent.snapshot_streams import SnapshotStreams, id_ranges
-from consent.texts import CATEGORIES
+from consent.inventory.texts import CATEGORIES
+from consent.store.models import ConsentRecord, LedgerSeal, db
+from consent.store.streams import SnapshotStreams, id_ranges
 
 FETCH = 2_000
 SPAN = 1_000  # ids per PostgreSQL range: about 400 KB of CSV, a few of them in memory at a time

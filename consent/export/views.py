@@ -18,14 +18,14 @@ import click
 from flask import Blueprint, Flask, Response, request, stream_with_context
 from flask.typing import ResponseReturnValue
 
-from consent.auth import require_admin
-from consent.errors import ApiError
+from consent.dashboard.users import is_logged_in
 from consent.export.bundle import README, inventories, zip_stream
 from consent.export.formats import csv_header
 from consent.export.source import ExportSource
-from consent.inventory import Site, get_site, sites
-from consent.metrics import EXPORT_DURATION
-from consent.users import is_logged_in
+from consent.inventory.sites import Site, get_site, sites
+from consent.web.auth import require_admin
+from consent.web.errors import ApiError
+from consent.web.metrics import EXPORT_DURATION
 
 FORMATS = ("csv", "jsonl", "iso27560")
 HTTP_FORMATS = (*FORMATS, "proof", "bundle")
@@ -253,5 +253,10 @@ def init_app(app: Flask) -> None:
     from consent.export import openapi  # the web service only: ``consent export`` starts without it
 
     app.register_blueprint(bp)
-    app.extensions.setdefault("consent.openapi", []).append(openapi.document)
+    app.extensions.setdefault("consent.api.openapi", []).append(openapi.document)
+    init_commands(app)
+
+
+def init_commands(app: Flask) -> None:
+    """Register ``consent export`` alone, for the bulk app that serves no routes."""
     app.cli.add_command(export_command)

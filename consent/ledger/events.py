@@ -22,7 +22,7 @@ from consent.ledger.keys import private_key
 from consent.ledger.leaves import LABEL_SIZE, LEAF, NO_LABEL, NO_SUBJECT
 from consent.ledger.seals import tree_size
 from consent.ledger.signing import ERASURE, sign
-from consent.models import LedgerEvent, LedgerSeal, db, to_ms, utcnow
+from consent.store.models import LedgerEvent, LedgerSeal, db, to_ms, utcnow
 
 
 def as_ranges(positions: Iterable[int]) -> list[list[int]]:

@@ -30,8 +30,8 @@ from flask.typing import ResponseReturnValue
 
 from consent.ledger.canonical import iso
 from consent.ledger.signing import KeySetError, PublicKey, key_id, parse_keys
-from consent.models import utcnow
-from consent.security import ConfigurationError
+from consent.store.models import utcnow
+from consent.web.security import ConfigurationError
 
 DEMO_KEY = "ledger-key.pem"
 PRIVATE = "consent.ledger_key"

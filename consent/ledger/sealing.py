@@ -23,11 +23,11 @@ from flask import Flask, current_app
 from sqlalchemy import ColumnElement, func, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
-from consent.inventory import sites
+from consent.inventory.sites import sites
 from consent.ledger import heads, seals, tiles
 from consent.ledger.leaves import LEAF, epoch_ms, label, subject
 from consent.ledger.tiles import StoredTree
-from consent.models import ConsentRecord, LedgerHead, LedgerSeal, db, utcnow
+from consent.store.models import ConsentRecord, LedgerHead, LedgerSeal, db, utcnow
 
 MAX_LEAVES = 10_000
 

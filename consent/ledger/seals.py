@@ -6,7 +6,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, defer
 
 from consent.ledger.leaves import LEAF, Seal
-from consent.models import LedgerSeal, db
+from consent.store.models import LedgerSeal, db
 
 
 def lock_site(site: str, wait: bool) -> bool:

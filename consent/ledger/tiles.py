@@ -14,11 +14,11 @@ from functools import lru_cache
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from consent.database import dialect_insert
 from consent.ledger import tree
 from consent.ledger.leaves import leaf_hashes
 from consent.ledger.seals import leaves_between
-from consent.models import LedgerTile, db
+from consent.store.database import dialect_insert
+from consent.store.models import LedgerTile, db
 
 WIDTH = 256
 BITS = 8  # log2(WIDTH)

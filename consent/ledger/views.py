@@ -15,15 +15,15 @@ from flask.typing import ResponseReturnValue
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 from sqlalchemy import func, select
 
-from consent.api import _allow_origin, _cors_headers, _preflight
-from consent.auth import is_admin
-from consent.errors import ApiError
-from consent.inventory import get_site
+from consent.api.views import _allow_origin, _cors_headers, _preflight
+from consent.inventory.sites import get_site
 from consent.ledger import heads, tree
 from consent.ledger.leaves import LEAF, leaf_hashes
 from consent.ledger.tiles import BITS, WIDTH, StoredTree
-from consent.models import ConsentRecord, LedgerHead, LedgerSeal, db
-from consent.recording import check_receipt
+from consent.log.recording import check_receipt
+from consent.store.models import ConsentRecord, LedgerHead, LedgerSeal, db
+from consent.web.auth import is_admin
+from consent.web.errors import ApiError
 
 bp = Blueprint("ledger", __name__, url_prefix="/api/v1")
 bp.after_request(_cors_headers)

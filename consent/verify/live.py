@@ -27,8 +27,8 @@ from consent.ledger.canonical import BOOLEAN_FIELDS as BOOLEANS
 from consent.ledger.canonical import HASHED_FIELDS, record_hash
 from consent.ledger.leaves import Seal
 from consent.ledger.seals import with_leaves
-from consent.models import ConsentRecord, db
-from consent.snapshot_streams import SnapshotStreams, id_ranges
+from consent.store.models import ConsentRecord, db
+from consent.store.streams import SnapshotStreams, id_ranges
 from consent.verify.checker import Block, Row
 
 SPAN = 10_000  # ids per range outside the seals (records not sealed yet)

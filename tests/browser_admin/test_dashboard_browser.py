@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from consent import create_app
-from consent.models import db
+from consent.store.models import db
 from tests.admin_seed import record, seed
 from tests.browser_admin.conftest import USERNAME, Dashboard, log_in
 

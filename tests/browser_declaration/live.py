@@ -27,7 +27,7 @@ from flask_migrate import upgrade
 from ruamel.yaml import YAML
 
 from consent import create_app
-from consent.models import db
+from consent.store.models import db
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_TOKEN = "browser-admin-token"

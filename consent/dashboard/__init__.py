@@ -1,0 +1,1 @@
+"""The dashboard at ``/admin``: its pages, its users and its chart."""

@@ -1,0 +1,1 @@
+"""What client sites embed: the banner script, the cookie declaration, and the undeclared-cookie reports."""

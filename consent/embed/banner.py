@@ -1,0 +1,222 @@
+"""The embed script ``/s/<site>/banner.js`` with the site's configuration inside, and the ``/demo`` shop."""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import minify  # type: ignore[import-untyped]  # no type information shipped
+from flask import Blueprint, Flask, Response, current_app, render_template, request, url_for
+from flask.blueprints import BlueprintSetupState
+from flask.typing import ResponseReturnValue
+from marshmallow import ValidationError
+
+from consent.embed.replay import REPLAYABLE, BannerReplay
+from consent.inventory.sites import Site, get_site, sites, validate_public_url
+from consent.resources import STATIC, TEMPLATES
+from consent.store.database import remember_inventory
+
+SCRIPT_SOURCE = STATIC / "banner.js"
+CONFIG_MARKER = "/*__CONSENT_CONFIG__*/ null"
+# The marker as a global name while the source is minified: a minifier keeps global names as written.
+CONFIG_PLACEHOLDER = "__CONSENT_CONFIG__"
+# Browsers keep the script five minutes, then revalidate with its ETag: a new
+# revision reaches every visitor within minutes, and most page views cost nothing.
+CACHE_CONTROL = "public, max-age=300"
+# The strings the banner shows before the visitor opens the cookie details; those
+# details (descriptions, cookie table) come from the public inventory when asked for.
+BANNER_TEXT_KEYS = (
+    "title", "intro", "policy", "accept_all", "reject_all", "customise", "save", "close", "preferences",
+    "always_on", "gpc_notice", "consent_id", "consent_date", "blocked", "load_once", "always_allow", "withdraw",
+)  # fmt: skip
+# One cached script per (site, inventory hash, service address); without a configured
+# address it comes from the Host header, so the cache is bounded against arbitrary hosts.
+CACHE_LIMIT = 64
+
+bp = Blueprint(
+    "banner",
+    __name__,
+    static_folder=str(STATIC / "demo"),
+    static_url_path="/static/demo",
+    template_folder=str(TEMPLATES),
+)
+# Repeated requests for the script are answered as the view first answered them (consent.embed.replay).
+bp.record_once(lambda state: setattr(state.app, "wsgi_app", BannerReplay(state.app.wsgi_app)))
+
+
+@bp.record_once
+def _public_url_setting(state: BlueprintSetupState) -> None:
+    """Check ``CONSENT_PUBLIC_URL`` once at start-up; a bad one stops the start."""
+    app = state.app
+    configured = app.config.get("PUBLIC_URL") or None
+    if configured is not None:
+        try:
+            validate_public_url(str(configured))
+        except ValidationError as error:
+            raise ValueError(f"CONSENT_PUBLIC_URL: {error.messages[0]}") from None
+        configured = str(configured).rstrip("/")
+    app.config["PUBLIC_URL"] = configured
+    if configured is None and not (app.testing or app.config.get("DEMO")):
+        with app.app_context():
+            unset = sorted(key for key, site in sites().items() if site.public_url is None)
+        if unset:
+            app.logger.warning(
+                "CONSENT_PUBLIC_URL is not set: banner.js of %s names the address it was requested at "
+                "and varies on Host",
+                ", ".join(unset),
+            )
+
+
+def service_url(site: Site) -> tuple[str, bool]:
+    """Where the site's banner sends choices, and whether that came from the request's ``Host``.
+
+    The site's ``public_url``, else ``CONSENT_PUBLIC_URL``; only without either
+    (the demo) the address the script was requested at.
+    """
+    configured = site.public_url or current_app.config["PUBLIC_URL"]
+    if configured:
+        return configured, False
+    return request.host_url.rstrip("/"), True
+
+
+@dataclass(frozen=True)
+class BuiltScript:
+    """The script for one site, plain and gzipped, each with its strong ETag."""
+
+    plain: bytes
+    gzipped: bytes
+    etag: str
+
+    def representation(self, accepts_gzip: bool) -> tuple[bytes, str]:
+        """The body and ETag of the variant to send."""
+        if accepts_gzip:
+            return self.gzipped, self.etag + "-gz"
+        return self.plain, self.etag
+
+
+def banner_config(site: Site, service_url: str) -> dict[str, Any]:
+    """What the banner needs from the public inventory, plus where to send choices."""
+    public = site.public
+    policy_url = site.policy_url
+    if policy_url == f"/s/{site.key}/cookies":
+        # The default policy page is the service's own declaration page.
+        policy_url = service_url + policy_url
+    return {
+        "site": site.key,
+        "api": service_url,
+        "revision": site.revision,
+        "languages": list(site.languages),
+        "layout": site.layout,
+        "cookie_domain": site.cookie_domain,
+        "max_age_days": site.consent_max_age_days,
+        "policy_url": policy_url,
+        "texts": {lang: {key: texts[key] for key in BANNER_TEXT_KEYS} for lang, texts in public["texts"].items()},
+        "categories": [{"key": c["key"], "label": c["label"]} for c in public["categories"]],
+        # What withdrawal needs to find a refused category's cookies; necessary ones are never deleted.
+        "cookies": [
+            {"name": c["name"], "match": c["match"], "category": c["category"]}
+            for c in public["cookies"]
+            if c["category"] != "necessary"
+        ],
+    }
+
+
+@functools.lru_cache(maxsize=4)
+def minified(source: str) -> str:
+    """The banner source minified once per process, with the configuration placeholder in place of its marker.
+
+    tdewolff/minify drops comments and spaces and shortens local names; global
+    names, property names, strings and templates (the stylesheet) stay as written.
+    """
+    if source.count(CONFIG_MARKER) != 1:
+        raise RuntimeError(f"the banner source must contain {CONFIG_MARKER!r} exactly once")
+    script = minify.string("application/javascript", source.replace(CONFIG_MARKER, CONFIG_PLACEHOLDER))
+    if script.count(CONFIG_PLACEHOLDER) != 1:
+        raise RuntimeError(f"the minified banner must contain {CONFIG_PLACEHOLDER!r} exactly once")
+    return script
+
+
+def build_script(site: Site, service_url: str, source: str) -> BuiltScript:
+    """The banner source, minified, with the site's configuration in place of its marker."""
+    config = json.dumps(banner_config(site, service_url), ensure_ascii=False, separators=(",", ":"))
+    plain = minified(source).replace(CONFIG_PLACEHOLDER, config, 1).encode()
+    digest = hashlib.sha256(plain).hexdigest()[:32]
+    return BuiltScript(plain, gzip.compress(plain, compresslevel=9, mtime=0), digest)
+
+
+def _script_source() -> str:
+    """The banner source, read once per process; it must carry the configuration marker."""
+    cached: str | None = current_app.extensions.get("consent.banner_source")
+    if cached is None:
+        cached = SCRIPT_SOURCE.read_text(encoding="utf-8")
+        if cached.count(CONFIG_MARKER) != 1:
+            raise RuntimeError(f"{SCRIPT_SOURCE} must contain {CONFIG_MARKER!r} exactly once")
+        current_app.extensions["consent.banner_source"] = cached
+    return cached
+
+
+def _cached_script(site: Site, service_url: str) -> BuiltScript:
+    cache: dict[tuple[str, str, str], BuiltScript] = current_app.extensions.setdefault("consent.banner_cache", {})
+    key = (site.key, site.hash, service_url)
+    script = cache.get(key)
+    if script is None:
+        if len(cache) >= CACHE_LIMIT:
+            cache.clear()
+        script = cache[key] = build_script(site, service_url, _script_source())
+    return script
+
+
+@bp.get("/s/<site>/banner.js")
+def banner_script(site: str) -> ResponseReturnValue:
+    """The embed script with the site's configuration; ETag, 304 and gzip when accepted."""
+    current = get_site(site)
+    remember_inventory(current)
+    if current.hash in current_app.extensions.get("consent.stored_versions", ()):
+        # Stored: the answer may be sent again without this view (consent.embed.replay).
+        request.environ[REPLAYABLE] = True
+    address, from_host = service_url(current)
+    script = _cached_script(current, address)
+    body, etag = script.representation(request.accept_encodings["gzip"] > 0)
+    if request.if_none_match.contains_weak(etag):
+        response = Response(status=304)
+    else:
+        response = Response(body, mimetype="text/javascript")
+        if body is script.gzipped:
+            response.headers["Content-Encoding"] = "gzip"
+    response.set_etag(etag)
+    response.headers["Cache-Control"] = CACHE_CONTROL
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    # Any page may load it, also with crossorigin/SRI or under Cross-Origin-Embedder-Policy.
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
+    response.vary.add("Accept-Encoding")
+    if from_host:
+        # Public caches must not hand a script naming one host to requests for another.
+        response.vary.add("Host")
+    return response
+
+
+@bp.get("/demo")
+def demo() -> ResponseReturnValue:
+    """A demo shop that embeds the banner as a third-party site would, under a strict CSP."""
+    nonce = secrets.token_urlsafe(16)
+    html = render_template(
+        "demo.html",
+        nonce=nonce,
+        banner_url=url_for("banner.banner_script", site="demo", _external=True),
+    )
+    response = Response(html, mimetype="text/html")
+    response.headers["Content-Security-Policy"] = (
+        f"default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self'; connect-src 'self'; "
+        "img-src 'self' data:; frame-src https://www.youtube-nocookie.com"
+    )
+    return response
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)

@@ -1,0 +1,1 @@
+"""The consent log: recording choices, visitors' receipts and history, statistics, retention, erasure."""

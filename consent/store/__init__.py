@@ -1,0 +1,1 @@
+"""Persistence: the database models, the engine wiring, and snapshot reads on PostgreSQL."""
