@@ -14,7 +14,7 @@ from flask import Flask
 from test_offline_verify import CHANGES, findings, rewrite_csv
 
 from consent.verify import offline, scan
-from consent.verify.scan import GaveUp, _fields
+from consent.verify.scan import GaveUp, csv_fields
 
 
 @pytest.fixture
@@ -111,7 +111,7 @@ def test_a_line_is_split_as_the_csv_module_splits_it():
         for characters in itertools.product("a,\"' ", repeat=length):
             line = "".join(characters)
             try:
-                fields, inner = _fields(line, line.split('"'))
+                fields, inner = csv_fields(line, line.split('"'))
             except GaveUp:
                 continue
             assert fields == _csv_module(line) == next(csv.reader([line])), line

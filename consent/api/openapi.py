@@ -213,7 +213,7 @@ SITE = {
 }
 
 
-def _errors(*statuses: int) -> dict[str, Any]:
+def error_responses(*statuses: int) -> dict[str, Any]:
     described = {
         400: "Malformed JSON",
         401: "Admin credentials required",
@@ -232,7 +232,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
     }
 
 
-def _ok(description: str, schema: Any, status: int = 200) -> dict[str, Any]:
+def ok_response(description: str, schema: Any, status: int = 200) -> dict[str, Any]:
     return {str(status): {"description": description, "content": {"application/json": {"schema": schema}}}}
 
 
@@ -263,9 +263,9 @@ def build_spec() -> APISpec:
             "get": {
                 "summary": "The site's cookie inventory",
                 "responses": {
-                    **_ok("Inventory", "Inventory"),
+                    **ok_response("Inventory", "Inventory"),
                     "304": {"description": "Not modified"},
-                    **_errors(404, 503),
+                    **error_responses(404, 503),
                 },
             }
         },
@@ -285,9 +285,9 @@ def build_spec() -> APISpec:
                 "(sendBeacon).",
                 "requestBody": body,
                 "responses": {
-                    **_ok("Recorded", "Receipt", 201),
-                    **_ok("Replay of a recorded event", "Receipt"),
-                    **_errors(400, 403, 404, 409, 413, 415, 422, 429, 503),
+                    **ok_response("Recorded", "Receipt", 201),
+                    **ok_response("Replay of a recorded event", "Receipt"),
+                    **error_responses(400, 403, 404, 409, 413, 415, 422, 429, 503),
                 },
             }
         },
@@ -305,7 +305,7 @@ def build_spec() -> APISpec:
                     {"name": "receipt", "in": "query", "required": False, "schema": {"type": "string"}},
                 ],
                 "security": [{}, {"admin": []}],
-                "responses": {**_ok("History", "History"), **_errors(401, 403, 404, 503)},
+                "responses": {**ok_response("History", "History"), **error_responses(401, 403, 404, 503)},
             }
         },
     )
@@ -313,7 +313,9 @@ def build_spec() -> APISpec:
     for path, summary, errors in (("/healthz", "Liveness", ()), ("/readyz", "Readiness: the database answers", (503,))):
         spec.path(
             path=path,
-            operations={"get": {"summary": summary, "responses": {**_ok(summary, "Status"), **_errors(*errors)}}},
+            operations={
+                "get": {"summary": summary, "responses": {**ok_response(summary, "Status"), **error_responses(*errors)}}
+            },
         )
     spec.path(
         path="/api/v1/openapi.json",
@@ -342,7 +344,7 @@ def _ledger_paths(spec: APISpec) -> None:
         operations={
             "get": {
                 "summary": "The Ed25519 public keys that sign tree heads and proofs",
-                "responses": {**_ok("Key set", "KeySet"), **_errors(503)},
+                "responses": {**ok_response("Key set", "KeySet"), **error_responses(503)},
             }
         },
     )
@@ -353,7 +355,7 @@ def _ledger_paths(spec: APISpec) -> None:
             "get": {
                 "summary": "The site's newest signed tree head",
                 "description": public,
-                "responses": {**_ok("Signed tree head", "TreeHead"), **_errors(404, 503)},
+                "responses": {**ok_response("Signed tree head", "TreeHead"), **error_responses(404, 503)},
             }
         },
     )
@@ -369,7 +371,7 @@ def _ledger_paths(spec: APISpec) -> None:
                     {"name": "from", "in": "query", "required": True, "schema": size},
                     {"name": "to", "in": "query", "required": False, "schema": size},
                 ],
-                "responses": {**_ok("Consistency proof", "Consistency"), **_errors(404, 422, 503)},
+                "responses": {**ok_response("Consistency proof", "Consistency"), **error_responses(404, 422, 503)},
             }
         },
     )
@@ -391,7 +393,7 @@ def _ledger_paths(spec: APISpec) -> None:
                     {"name": "X-Consent-Receipt", "in": "header", "required": False, "schema": {"type": "string"}},
                 ],
                 "security": [{}, {"admin": []}],
-                "responses": {**_ok("Inclusion proof", "Inclusion"), **_errors(403, 404, 422, 503)},
+                "responses": {**ok_response("Inclusion proof", "Inclusion"), **error_responses(403, 404, 422, 503)},
             }
         },
     )
@@ -404,7 +406,7 @@ def _ledger_paths(spec: APISpec) -> None:
                 "description": "The body is the proof as the consents POST answered it (or its record "
                 "statement alone). 403: its signature does not verify or it is another site's.",
                 "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("Proof")}}},
-                "responses": {**_ok("What the log holds", "ProofCheck"), **_errors(400, 403, 404, 503)},
+                "responses": {**ok_response("What the log holds", "ProofCheck"), **error_responses(400, 403, 404, 503)},
             }
         },
     )

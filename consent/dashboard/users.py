@@ -23,7 +23,8 @@ from flask.sessions import SecureCookieSession, SecureCookieSessionInterface, Se
 from sqlalchemy import select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from consent.store.models import AdminUser, db, utcnow
+from consent.store.models import AdminUser, db
+from consent.timestamps import utcnow
 
 USERNAME = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
 MIN_PASSWORD_LENGTH = 12

@@ -23,6 +23,7 @@ from consent.dashboard.users import authenticate, current_user, end_session, is_
 from consent.embed.undeclared import undeclared_cookies
 from consent.inventory.sites import Site, get_site, sites
 from consent.inventory.texts import CATEGORIES
+from consent.log.history import records_of
 from consent.log.recording import ACTIONS, UUID
 from consent.log.stats import ACTION_LABELS, percent, site_stats
 from consent.resources import STATIC
@@ -143,11 +144,7 @@ def _lookup(site: Site) -> dict[str, Any] | None:
         return None
     if not UUID.match(consent_id):
         return {"consent_id": consent_id, "error": "That is not a consent ID (a UUID).", "records": []}
-    rows = db.session.scalars(
-        select(ConsentRecord)
-        .where(ConsentRecord.site == site.key, ConsentRecord.consent_id == consent_id)
-        .order_by(ConsentRecord.id)
-    ).all()
+    rows = records_of(site.key, consent_id)
     return {"consent_id": consent_id, "error": None if rows else "No records for this consent ID.", "records": rows}
 
 

@@ -14,10 +14,10 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
 from consent.inventory.sites import Site, get_site
-from consent.ledger.canonical import iso
 from consent.resources import STATIC, TEMPLATES
 from consent.store.database import remember_inventory
 from consent.store.models import InventoryVersion, db
+from consent.timestamps import iso
 
 WIDGET_SOURCE = STATIC / "declaration.js"
 # The widget's source holds this placeholder where the site's declaration goes.

@@ -23,11 +23,13 @@ from flask.typing import ResponseReturnValue
 from marshmallow import Schema, ValidationError, fields, validate
 from sqlalchemy import func, select
 
-from consent.api.openapi import SITE, _errors, _ok
-from consent.api.views import _allow_origin, _cors_headers, _json_body, _preflight
+from consent.api.openapi import SITE, error_responses, ok_response
 from consent.inventory.sites import CONSENT_COOKIE, Site, get_site, sites
 from consent.store.database import dialect_insert
-from consent.store.models import UndeclaredCookie, db, utcnow
+from consent.store.models import UndeclaredCookie, db
+from consent.timestamps import utcnow
+from consent.web.bodies import json_body
+from consent.web.cors import allow_origin, cors_headers, preflight
 from consent.web.errors import ApiError
 from consent.web.limits import client_network, limited, site_key
 
@@ -38,7 +40,7 @@ PATH_LENGTH = 255
 OTHER_PAGES = "*"
 
 bp = Blueprint("undeclared", __name__, url_prefix="/api/v1")
-bp.after_request(_cors_headers)
+bp.after_request(cors_headers)
 
 
 def _cookie_name(value: str) -> None:
@@ -123,11 +125,11 @@ def record_report(site: Site, names: list[str], page_path: str) -> int:
 def report_undeclared(site: str) -> ResponseReturnValue:
     """Take a banner's report of undeclared cookie names on a page: 202 with how many were kept."""
     current = get_site(site)
-    _allow_origin(current, admin_may_omit=False)
+    allow_origin(current, admin_may_omit=False)
     if request.method == "OPTIONS":
-        return _preflight("POST", "Content-Type")
+        return preflight("POST", "Content-Type")
     try:
-        data = REPORT_SCHEMA.load(_json_body())
+        data = REPORT_SCHEMA.load(json_body())
     except ValidationError as error:
         raise ApiError(422, "invalid undeclared-cookie report", error.normalized_messages()) from error
     kept = record_report(current, data["names"], data["page_path"])
@@ -196,8 +198,8 @@ def _document(spec: APISpec) -> None:
                 "names are kept per site.",
                 "requestBody": body,
                 "responses": {
-                    **_ok("Counted; kept says how many names were kept", "UndeclaredKept", 202),
-                    **_errors(400, 403, 404, 413, 415, 422, 429, 503),
+                    **ok_response("Counted; kept says how many names were kept", "UndeclaredKept", 202),
+                    **error_responses(400, 403, 404, 413, 415, 422, 429, 503),
                 },
             }
         },

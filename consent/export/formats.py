@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from consent.ledger.canonical import CATEGORIES, iso
+from consent.ledger.canonical import CATEGORIES
+from consent.timestamps import SQL_ISO, iso
 
 COLUMNS = (
     "record_id", "consent_id", "recorded_at", "action", *CATEGORIES, "revision", "inventory_hash",
@@ -30,13 +31,6 @@ def _column(name: str) -> str:
     return STORED.get(name, name)
 
 
-def _sql_moment(dialect: str) -> str:
-    if dialect == "postgresql":
-        return """to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"""
-    # SQLite holds '2026-11-21 20:19:00.123000' (UTC): the same text as recording.iso().
-    return "substr(recorded_at, 1, 10) || 'T' || substr(recorded_at, 12, 12) || 'Z'"
-
-
 def _sql_boolean(column: str) -> str:
     return f"CASE WHEN {column} THEN 'true' ELSE 'false' END"
 
@@ -55,7 +49,7 @@ def sql_values(dialect: str, *, csv: bool) -> list[str]:
     values = []
     for name in COLUMNS:
         if name == "recorded_at":
-            values.append(_sql_moment(dialect))
+            values.append(SQL_ISO[dialect])
         elif name in BOOLEANS:
             values.append(_sql_boolean(name))
         elif csv and name in GUARDED:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from apispec import APISpec
 
-from consent.api.openapi import SITE, _errors
+from consent.api.openapi import SITE, error_responses
 
 PROOF = {
     "type": "object",
@@ -94,7 +94,7 @@ def document(spec: APISpec) -> None:
                             "application/zip": {"schema": {"type": "string", "format": "binary"}},
                         },
                     },
-                    **_errors(401, 403, 404, 422, 429, 503),
+                    **error_responses(401, 403, 404, 422, 429, 503),
                 },
             }
         },

@@ -29,15 +29,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, defer
 
 from consent.ledger import tree
-from consent.ledger.canonical import iso
 from consent.ledger.events import erasures
 from consent.ledger.heads import as_json
 from consent.ledger.keys import key_set, private_key
-from consent.ledger.leaves import LABEL_SIZE, LEAF, Seal, epoch_ms, unpack_leaves
+from consent.ledger.leaves import LABEL_SIZE, LEAF, Seal, unpack_leaves
 from consent.ledger.seals import as_seal
 from consent.ledger.signing import EXPORT, sign
 from consent.ledger.tiles import StoredTree
-from consent.store.models import InventoryVersion, LedgerHead, LedgerSeal, utcnow
+from consent.store.models import InventoryVersion, LedgerHead, LedgerSeal
+from consent.timestamps import epoch_ms, iso, utcnow
 
 PROOF_TYPE = "consent/export-proof/v1"
 

@@ -23,6 +23,7 @@ from consent.export.bundle import README, inventories, zip_stream
 from consent.export.formats import csv_header
 from consent.export.source import ExportSource
 from consent.inventory.sites import Site, get_site, sites
+from consent.timestamps import parse_iso
 from consent.web.auth import require_admin
 from consent.web.errors import ApiError
 from consent.web.metrics import EXPORT_DURATION
@@ -51,13 +52,9 @@ def parse_moment(value: str | None, name: str) -> datetime | None:
     try:
         if len(value) == 10:
             return datetime.combine(date.fromisoformat(value), time(), UTC)
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+        return parse_iso(value)
     except (ValueError, OverflowError):
-        raise ValueError(f"{name}: {value!r} is not a date (2026-11-21) or an ISO 8601 date-time") from None
-    try:
-        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    except OverflowError:
-        raise ValueError(f"{name}: {value!r} is out of range") from None
+        raise ValueError(f"{name}: {value!r} is not a date (2026-11-21) or an ISO 8601 date-time in range") from None
 
 
 def records(source: ExportSource, site: Site, fmt: str, progress: Progress | None = None) -> Iterator[bytes]:

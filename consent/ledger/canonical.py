@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
 from typing import Any
+
+from consent.timestamps import iso
 
 CATEGORIES = ("necessary", "functional", "analytics", "advertising")
 HASHED_FIELDS = (
@@ -25,12 +26,6 @@ BOOLEAN_FIELDS = frozenset((*CATEGORIES, "gpc", "dnt"))
 INTEGER_FIELDS = frozenset(("revision",))
 # What json.dumps(value, separators=(",", ":"), ensure_ascii=False) writes, without a new encoder per call.
 CANONICAL_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-
-
-def iso(moment: datetime) -> str:
-    """UTC ISO 8601 with milliseconds and ``Z``: the one timestamp format of the API, the exports and the ledger."""
-    # isoformat is several times faster than strftime; the offset of an aware time is cut off.
-    return moment.isoformat(timespec="milliseconds")[:23] + "Z"
 
 
 def entry(values: dict[str, Any]) -> bytes:

@@ -17,12 +17,12 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from consent.ledger.canonical import iso
 from consent.ledger.keys import private_key
 from consent.ledger.leaves import LABEL_SIZE, LEAF, NO_LABEL, NO_SUBJECT
 from consent.ledger.seals import tree_size
 from consent.ledger.signing import ERASURE, sign
-from consent.store.models import LedgerEvent, LedgerSeal, db, to_ms, utcnow
+from consent.store.models import LedgerEvent, LedgerSeal, db
+from consent.timestamps import iso, to_ms, utcnow
 
 
 def as_ranges(positions: Iterable[int]) -> list[list[int]]:

@@ -14,10 +14,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from consent.ledger.canonical import iso
 from consent.ledger.keys import private_key
 from consent.ledger.signing import TREE_HEAD, sign
-from consent.store.models import LedgerHead, db, to_ms, utcnow
+from consent.store.models import LedgerHead, db
+from consent.timestamps import iso, to_ms, utcnow
 
 CACHE_FOR = 1.0  # seconds a process answers with the newest head it read, instead of reading again
 _newest: dict[tuple[str, str], tuple[float, dict[str, Any] | None]] = {}

@@ -28,9 +28,8 @@ from cryptography.hazmat.primitives.serialization import (
 from flask import Blueprint, Flask, current_app, jsonify
 from flask.typing import ResponseReturnValue
 
-from consent.ledger.canonical import iso
 from consent.ledger.signing import KeySetError, PublicKey, key_id, parse_keys
-from consent.store.models import utcnow
+from consent.timestamps import iso, utcnow
 from consent.web.security import ConfigurationError
 
 DEMO_KEY = "ledger-key.pem"

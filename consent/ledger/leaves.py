@@ -16,31 +16,16 @@ import hashlib
 import struct
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
+
+from consent.timestamps import epoch_ms, from_epoch_ms
 
 LEAF = struct.Struct(">Qq8s32s")
 HASH_AT = 24  # where a leaf's hash starts
 LABEL_SIZE = 16
 NO_LABEL = bytes(LABEL_SIZE)
 NO_SUBJECT = bytes(8)
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def epoch_ms(moment: datetime) -> int:
-    """Milliseconds since 1970 (UTC), exactly."""
-    return (moment - EPOCH) // timedelta(milliseconds=1)
-
-
-def iso_ms(text: str) -> int:
-    """Milliseconds since 1970 of an ISO 8601 time (UTC when it names no zone)."""
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return epoch_ms(moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC))
-
-
-def from_epoch_ms(ms: int) -> datetime:
-    """The UTC moment ``ms`` milliseconds after 1970."""
-    return EPOCH + timedelta(milliseconds=ms)
 
 
 def subject(consent_id: str) -> bytes:

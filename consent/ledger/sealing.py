@@ -25,9 +25,10 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from consent.inventory.sites import sites
 from consent.ledger import heads, seals, tiles
-from consent.ledger.leaves import LEAF, epoch_ms, label, subject
+from consent.ledger.leaves import LEAF, label, subject
 from consent.ledger.tiles import StoredTree
-from consent.store.models import ConsentRecord, LedgerHead, LedgerSeal, db, utcnow
+from consent.store.models import ConsentRecord, LedgerHead, LedgerSeal, db
+from consent.timestamps import epoch_ms, utcnow
 
 MAX_LEAVES = 10_000
 

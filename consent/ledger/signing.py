@@ -16,12 +16,14 @@ import binascii
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from consent.timestamps import iso_or_none, parse_iso_or_none
 
 TREE_HEAD = "consent/tree-head/v1"
 RECORD = "consent/record/v1"
@@ -43,14 +45,6 @@ def key_id(key: Ed25519PublicKey) -> str:
     return hashlib.sha256(raw_public(key)).hexdigest()[:16]
 
 
-def parse_time(text: str | None) -> datetime | None:
-    """An ISO 8601 time (``Z`` or an offset) as an aware UTC datetime; None for None."""
-    if text is None:
-        return None
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 @dataclass(frozen=True)
 class PublicKey:
     """One published key: its id, the key, and the period in which what it signed is accepted."""
@@ -70,13 +64,9 @@ class PublicKey:
             "key_id": self.key_id,
             "algorithm": "Ed25519",
             "public_key": base64.b64encode(raw_public(self.key)).decode(),
-            "not_before": _iso(self.not_before),
-            "not_after": _iso(self.not_after),
+            "not_before": iso_or_none(self.not_before),
+            "not_after": iso_or_none(self.not_after),
         }
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z") if moment is not None else None
 
 
 class KeySetError(ValueError):
@@ -94,7 +84,7 @@ def parse_keys(document: Any) -> dict[str, PublicKey]:
             raw = base64.b64decode(item["public_key"], validate=True)
             key = Ed25519PublicKey.from_public_bytes(raw)
             published = PublicKey(
-                key_id(key), key, parse_time(item.get("not_before")), parse_time(item.get("not_after"))
+                key_id(key), key, parse_iso_or_none(item.get("not_before")), parse_iso_or_none(item.get("not_after"))
             )
         except (KeyError, TypeError, ValueError, binascii.Error) as error:
             raise KeySetError(f"key {number}: not an Ed25519 public key with an ISO validity ({error})") from None
@@ -132,7 +122,7 @@ def check(signed: Any, keys: dict[str, PublicKey], kind: str, at: str = "timesta
     except (InvalidSignature, ValueError, TypeError, binascii.Error):
         return "its signature does not verify: forged or altered"
     try:
-        moment = parse_time(signed.get(at))
+        moment = parse_iso_or_none(signed.get(at))
     except (TypeError, ValueError):
         moment = None
     if moment is None:

@@ -15,7 +15,6 @@ from flask.typing import ResponseReturnValue
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 from sqlalchemy import func, select
 
-from consent.api.views import _allow_origin, _cors_headers, _preflight
 from consent.inventory.sites import get_site
 from consent.ledger import heads, tree
 from consent.ledger.leaves import LEAF, leaf_hashes
@@ -23,10 +22,11 @@ from consent.ledger.tiles import BITS, WIDTH, StoredTree
 from consent.log.recording import check_receipt
 from consent.store.models import ConsentRecord, LedgerHead, LedgerSeal, db
 from consent.web.auth import is_admin
+from consent.web.cors import allow_origin, cors_headers, preflight
 from consent.web.errors import ApiError
 
 bp = Blueprint("ledger", __name__, url_prefix="/api/v1")
-bp.after_request(_cors_headers)
+bp.after_request(cors_headers)
 
 BRIEFLY = "public, max-age=5"
 
@@ -200,9 +200,9 @@ def consistency_view(site: str) -> ResponseReturnValue:
 def inclusion_view(site: str) -> ResponseReturnValue:
     """The RFC 9162 audit path of one record against the newest head, for an admin or the visitor's access token."""
     current = get_site(site)
-    _allow_origin(current, admin_may_omit=True)
+    allow_origin(current, admin_may_omit=True)
     if request.method == "OPTIONS":
-        return _preflight("GET", "X-Consent-Receipt")
+        return preflight("GET", "X-Consent-Receipt")
     admin = is_admin()
     token = request.headers.get("X-Consent-Receipt")
     if not admin and not token:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import click
 from flask import Flask
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 
 from consent.inventory.sites import sites
 from consent.ledger import events, seals
 from consent.ledger.leaves import subject
+from consent.log.history import records_of
 from consent.log.stats import invalidate_rollups
 from consent.store.models import ConsentEventKey, ConsentRecord, db
 
@@ -21,11 +22,7 @@ from consent.store.models import ConsentEventKey, ConsentRecord, db
 def forget(site: str, consent_id: str) -> int:
     """Erase one visitor's records, signing which leaves lost their records; how many were erased."""
     seals.lock_site(site, wait=True)
-    rows = db.session.execute(
-        select(ConsentRecord.id, ConsentRecord.recorded_at, ConsentRecord.event_id)
-        .where(ConsentRecord.site == site, ConsentRecord.consent_id == consent_id)
-        .order_by(ConsentRecord.id)
-    ).all()
+    rows = records_of(site, consent_id)
     if not rows:
         db.session.rollback()
         return 0

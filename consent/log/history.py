@@ -8,6 +8,7 @@ the visitor's language.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -16,9 +17,9 @@ from sqlalchemy import select
 
 from consent.inventory.sites import canonical_hash, sites
 from consent.inventory.texts import CATEGORIES
-from consent.ledger.canonical import iso
 from consent.ledger.seals import position_of
 from consent.store.models import ConsentRecord, InventoryVersion, db
+from consent.timestamps import iso
 
 
 def shown_inventory(inventory_hash: str, language: str) -> dict[str, Any] | None:
@@ -64,13 +65,18 @@ def sealed_in(site: str, record_id: int, record_hash: str) -> int | None:
     return position_of(site, record_id, record_hash)
 
 
-def history(site: str, consent_id: str) -> list[dict[str, Any]]:
-    """Every record of ``consent_id``, oldest first, each with the inventory shown and its seal."""
-    rows = db.session.scalars(
+def records_of(site: str, consent_id: str) -> Sequence[ConsentRecord]:
+    """Every record of one visitor (``consent_id``) on ``site``, oldest first."""
+    return db.session.scalars(
         select(ConsentRecord)
         .where(ConsentRecord.site == site, ConsentRecord.consent_id == consent_id)
         .order_by(ConsentRecord.id)
     ).all()
+
+
+def history(site: str, consent_id: str) -> list[dict[str, Any]]:
+    """Every record of ``consent_id``, oldest first, each with the inventory shown and its seal."""
+    rows = records_of(site, consent_id)
     return [
         {
             "record_id": row.id,

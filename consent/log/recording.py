@@ -20,12 +20,13 @@ from sqlalchemy.exc import DBAPIError
 from consent.inventory.sites import Site
 from consent.inventory.texts import CATEGORIES
 from consent.ledger import heads, sealing
-from consent.ledger.canonical import iso, record_hash
+from consent.ledger.canonical import record_hash
 from consent.ledger.keys import private_key
 from consent.ledger.signing import RECORD, sign
 from consent.log import partitions
 from consent.store.database import PreparedInsert, dialect_insert
-from consent.store.models import ConsentEventKey, ConsentRecord, InventoryVersion, db, to_ms, utcnow
+from consent.store.models import ConsentEventKey, ConsentRecord, InventoryVersion, db
+from consent.timestamps import iso, to_ms, utcnow
 from consent.web.errors import ApiError
 from consent.web.metrics import RECORDS_WRITTEN
 

@@ -16,10 +16,10 @@ from sqlalchemy import delete, func, select
 
 from consent.inventory.sites import Site, sites
 from consent.ledger import events, seals
-from consent.ledger.canonical import iso
 from consent.log.partitions import drop_partitions_before
 from consent.log.stats import invalidate_rollups
-from consent.store.models import ConsentEventKey, ConsentRecord, db, to_ms, utcnow
+from consent.store.models import ConsentEventKey, ConsentRecord, db
+from consent.timestamps import iso, to_ms, utcnow
 
 BATCH = 10_000
 

@@ -25,7 +25,8 @@ from sqlalchemy import ColumnElement, Date, Integer, case, cast, delete, func, s
 from consent.inventory.sites import sites
 from consent.log.recording import ACTIONS, OPTIONAL
 from consent.store.database import dialect_insert
-from consent.store.models import ConsentRecord, DailyRollup, db, utcnow
+from consent.store.models import ConsentRecord, DailyRollup, db
+from consent.timestamps import utcnow
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 3660

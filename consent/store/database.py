@@ -12,7 +12,8 @@ from sqlalchemy.exc import DBAPIError
 
 from consent.inventory.sites import Site
 from consent.resources import MIGRATIONS
-from consent.store.models import InventoryVersion, db, utcnow
+from consent.store.models import InventoryVersion, db
+from consent.timestamps import utcnow
 
 
 def database_url(app: Flask) -> str:

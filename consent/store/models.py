@@ -42,16 +42,6 @@ db = SQLAlchemy(model_class=Base)
 BigId = BigInteger().with_variant(Integer, "sqlite")
 
 
-def utcnow() -> datetime:
-    """Now, timezone-aware UTC, to the microsecond."""
-    return datetime.now(UTC)
-
-
-def to_ms(moment: datetime) -> datetime:
-    """``moment`` cut to the millisecond: what records, heads and exports state."""
-    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
-
-
 class UTCDateTime(TypeDecorator[datetime]):
     """A timestamp stored as UTC and always read back timezone-aware (SQLite forgets zones)."""
 

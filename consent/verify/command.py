@@ -19,9 +19,9 @@ from sqlalchemy import func, select
 
 from consent.ledger import events, heads
 from consent.ledger import seals as stored_seals
-from consent.ledger.canonical import iso
 from consent.ledger.keys import public_keys
-from consent.store.models import ConsentRecord, db, utcnow
+from consent.store.models import ConsentRecord, db
+from consent.timestamps import iso, utcnow
 from consent.verify import offline
 from consent.verify.checker import Block, Finding, Report, Verifier
 from consent.verify.live import SqliteLog, postgresql_records

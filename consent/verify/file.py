@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from consent.export.formats import BOOLEANS, COLUMNS, FORMULA_STARTS, from_iso27560
-from consent.ledger.canonical import HASHED_FIELDS, iso, record_hash
+from consent.ledger.canonical import HASHED_FIELDS, record_hash
+from consent.timestamps import iso
 from consent.verify.checker import Finding, Row
 
 BOOLEAN_TEXT = frozenset(("true", "false"))

@@ -29,12 +29,11 @@ from consent.ledger.leaves import Seal
 from consent.ledger.seals import with_leaves
 from consent.store.models import ConsentRecord, db
 from consent.store.streams import SnapshotStreams, id_ranges
+from consent.timestamps import SQL_ISO
 from consent.verify.checker import Block, Row
 
 SPAN = 10_000  # ids per range outside the seals (records not sealed yet)
 MAX_ID = 2**63 - 1
-SQLITE_MOMENT = "substr(recorded_at, 1, 10) || 'T' || substr(recorded_at, 12, 12) || 'Z'"
-POSTGRESQL_MOMENT = """to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"""
 
 
 def _sql_json_string(column: str) -> str:
@@ -50,7 +49,7 @@ def sql_canonical(dialect: str) -> str:
         parts = [
             f"CASE WHEN {name} THEN 'true' ELSE 'false' END" if name in BOOLEANS
             else "revision::text" if name == "revision"
-            else f"""'"' || {POSTGRESQL_MOMENT} || '"'""" if name == "recorded_at"
+            else f"""'"' || {SQL_ISO["postgresql"]} || '"'""" if name == "recorded_at"
             else _sql_json_string(name)
             for name in HASHED_FIELDS
         ]  # fmt: skip
@@ -58,7 +57,7 @@ def sql_canonical(dialect: str) -> str:
     # json('true') is a constant: SQLite works it out once, not once a record.
     parts = [
         f"CASE WHEN {name} THEN json('true') ELSE json('false') END" if name in BOOLEANS
-        else SQLITE_MOMENT if name == "recorded_at"
+        else SQL_ISO["sqlite"] if name == "recorded_at"
         else name
         for name in HASHED_FIELDS
     ]  # fmt: skip

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from consent.ledger import tree
-from consent.ledger.leaves import Seal, from_epoch_ms, leaf_hashes, unpack_leaves
-from consent.ledger.signing import ERASURE, TREE_HEAD, PublicKey, check, parse_time
+from consent.ledger.leaves import Seal, leaf_hashes, unpack_leaves
+from consent.ledger.signing import ERASURE, TREE_HEAD, PublicKey, check
+from consent.timestamps import from_epoch_ms, iso, parse_iso
 from consent.verify.checker import Erasures, Finding
 
 
@@ -158,7 +159,7 @@ def _compare(check_: TreeCheck, frontier: tree.Frontier, heads: list[tuple[str, 
 
 
 def _backdated(check_: TreeCheck, seal: Seal, head: dict[str, Any], slack: float) -> None:
-    signed = parse_time(head["timestamp"])
+    signed = parse_iso(head["timestamp"])
     if signed is None:
         return
     limit = signed.timestamp() * 1000 - slack * 1000
@@ -169,7 +170,7 @@ def _backdated(check_: TreeCheck, seal: Seal, head: dict[str, Any], slack: float
                     "backdated",
                     record_id,
                     None,
-                    f"recorded at {from_epoch_ms(moment).isoformat()[:23]}Z, before the head of {head['timestamp']} "
+                    f"recorded at {iso(from_epoch_ms(moment))}, before the head of {head['timestamp']} "
                     "that left it out",
                 )
             )

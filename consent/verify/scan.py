@@ -50,7 +50,7 @@ class GaveUp(Exception):
     """A line the quick reading cannot vouch for."""
 
 
-def _fields(line: str, parts: list[str]) -> tuple[list[str], bool]:
+def csv_fields(line: str, parts: list[str]) -> tuple[list[str], bool]:
     """The values of a CSV line that holds one whole record, as the csv module reads them; ``parts``: split at quotes.
 
     And whether a quoted value holds a (doubled) quote. Lines whose quotes are
@@ -103,7 +103,7 @@ def _pairs(block: bytes, previous: bytes) -> list[bytes]:
     A line as exports write it (page_url and user_agent quoted, the latter
     perhaps holding doubled quotes) is taken apart and hashed here, as bytes:
     in a block without backslashes only quotes need escaping for JSON, and only
-    in user_agent. Any other line goes through ``_fields`` and ``_pair``.
+    in user_agent. Any other line goes through ``csv_fields`` and ``_pair``.
     """
     block.decode()  # the thorough reading takes the file as UTF-8; a block that is not is left to it
     lines = block.split(b"\r\n")
@@ -138,7 +138,7 @@ def _pairs(block: bytes, previous: bytes) -> list[bytes]:
                         pair = int(record_id).to_bytes(8, "big") + digest[:16]
         if pair is None:
             text = line.decode()
-            fields, _ = _fields(text, text.split('"'))
+            fields, _ = csv_fields(text, text.split('"'))
             if len(fields) != len(COLUMNS):
                 raise GaveUp
             pair = _pair(fields)
