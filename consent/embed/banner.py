@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import functools
-import gzip
-import hashlib
 import json
 import secrets
-from dataclasses import dataclass
 from typing import Any
 
 import minify  # type: ignore[import-untyped]  # no type information shipped
@@ -17,6 +14,7 @@ from flask.typing import ResponseReturnValue
 from marshmallow import ValidationError
 
 from consent.embed.replay import REPLAYABLE, BannerReplay
+from consent.embed.scripts import BuiltScript, script_response
 from consent.inventory.sites import Site, get_site, sites, validate_public_url
 from consent.resources import STATIC, TEMPLATES
 from consent.store.database import remember_inventory
@@ -25,9 +23,6 @@ SCRIPT_SOURCE = STATIC / "banner.js"
 CONFIG_MARKER = "/*__CONSENT_CONFIG__*/ null"
 # The marker as a global name while the source is minified: a minifier keeps global names as written.
 CONFIG_PLACEHOLDER = "__CONSENT_CONFIG__"
-# Browsers keep the script five minutes, then revalidate with its ETag: a new
-# revision reaches every visitor within minutes, and most page views cost nothing.
-CACHE_CONTROL = "public, max-age=300"
 # The strings the banner shows before the visitor opens the cookie details; those
 # details (descriptions, cookie table) come from the public inventory when asked for.
 BANNER_TEXT_KEYS = (
@@ -84,21 +79,6 @@ def service_url(site: Site) -> tuple[str, bool]:
     return request.host_url.rstrip("/"), True
 
 
-@dataclass(frozen=True)
-class BuiltScript:
-    """The script for one site, plain and gzipped, each with its strong ETag."""
-
-    plain: bytes
-    gzipped: bytes
-    etag: str
-
-    def representation(self, accepts_gzip: bool) -> tuple[bytes, str]:
-        """The body and ETag of the variant to send."""
-        if accepts_gzip:
-            return self.gzipped, self.etag + "-gz"
-        return self.plain, self.etag
-
-
 def banner_config(site: Site, service_url: str) -> dict[str, Any]:
     """What the banner needs from the public inventory, plus where to send choices."""
     public = site.public
@@ -145,8 +125,7 @@ def build_script(site: Site, service_url: str, source: str) -> BuiltScript:
     """The banner source, minified, with the site's configuration in place of its marker."""
     config = json.dumps(banner_config(site, service_url), ensure_ascii=False, separators=(",", ":"))
     plain = minified(source).replace(CONFIG_PLACEHOLDER, config, 1).encode()
-    digest = hashlib.sha256(plain).hexdigest()[:32]
-    return BuiltScript(plain, gzip.compress(plain, compresslevel=9, mtime=0), digest)
+    return BuiltScript.of(plain)
 
 
 def _script_source() -> str:
@@ -181,20 +160,7 @@ def banner_script(site: str) -> ResponseReturnValue:
         request.environ[REPLAYABLE] = True
     address, from_host = service_url(current)
     script = _cached_script(current, address)
-    body, etag = script.representation(request.accept_encodings["gzip"] > 0)
-    if request.if_none_match.contains_weak(etag):
-        response = Response(status=304)
-    else:
-        response = Response(body, mimetype="text/javascript")
-        if body is script.gzipped:
-            response.headers["Content-Encoding"] = "gzip"
-    response.set_etag(etag)
-    response.headers["Cache-Control"] = CACHE_CONTROL
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    # Any page may load it, also with crossorigin/SRI or under Cross-Origin-Embedder-Policy.
-    response.headers["Access-Control-Allow-Origin"] = "*"
-    response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
-    response.vary.add("Accept-Encoding")
+    response = script_response(script)
     if from_host:
         # Public caches must not hand a script naming one host to requests for another.
         response.vary.add("Host")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import json
 import secrets
 from datetime import datetime
@@ -13,6 +11,7 @@ from flask import Blueprint, Flask, Response, current_app, render_template, requ
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
+from consent.embed.scripts import CACHE_CONTROL, BuiltScript, script_response
 from consent.inventory.sites import Site, get_site
 from consent.resources import STATIC, TEMPLATES
 from consent.store.database import remember_inventory
@@ -27,8 +26,6 @@ WIDGET_TEXTS = (
     "preferences", "consent_id", "consent_date", "name", "provider", "purpose", "expiry",
     "change", "withdraw", "download", "granted", "denied", "no_choice", "revision", "first_served",
 )  # fmt: skip
-# Browsers revalidate within five minutes, so a new revision reaches privacy pages quickly.
-CACHE_CONTROL = "public, max-age=300"
 
 bp = Blueprint("declaration", __name__, template_folder=str(TEMPLATES))
 
@@ -106,37 +103,26 @@ def widget_declaration(site: Site) -> dict[str, Any]:
     }
 
 
-def widget_script(site: Site) -> tuple[bytes, bytes, str]:
+def widget_script(site: Site) -> BuiltScript:
     """The widget with the site's declaration inside, plain and gzipped, and its ETag.
 
     Built once per inventory version (and mount point) in each process.
     """
-    built: dict[tuple[str, str], tuple[bytes, bytes, str]] = current_app.extensions.setdefault("consent.widgets", {})
+    built: dict[tuple[str, str], BuiltScript] = current_app.extensions.setdefault("consent.widgets", {})
     key = (site.hash, request.script_root)
     if key not in built:
         # ASCII-only JSON with "<" escaped is a valid JS literal that no parser can read as markup.
         data = json.dumps(widget_declaration(site), ensure_ascii=True, separators=(",", ":")).replace("<", "\\u003c")
         source = WIDGET_SOURCE.read_text(encoding="utf-8")
         body = source.replace(WIDGET_PLACEHOLDER, data, 1).encode()
-        built[key] = (body, gzip.compress(body, mtime=0), hashlib.sha256(body).hexdigest()[:32])
+        built[key] = BuiltScript.of(body)
     return built[key]
 
 
 @bp.get("/s/<site>/declaration.js")
 def declaration_widget(site: str) -> ResponseReturnValue:
     """The widget that renders the declaration and the visitor's consent into ``#consent-declaration``."""
-    plain, gzipped, etag = widget_script(get_site(site))
-    if request.accept_encodings["gzip"]:
-        response = Response(gzipped, mimetype="text/javascript")
-        response.headers["Content-Encoding"] = "gzip"
-        etag += "-gz"
-    else:
-        response = Response(plain, mimetype="text/javascript")
-    response.set_etag(etag)
-    response.vary.add("Accept-Encoding")
-    response.headers["Cache-Control"] = CACHE_CONTROL
-    response.headers["Access-Control-Allow-Origin"] = "*"
-    return response.make_conditional(request)
+    return script_response(widget_script(get_site(site)))
 
 
 def init_app(app: Flask) -> None:
