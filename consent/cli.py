@@ -12,10 +12,10 @@ from flask import Flask
 from flask.cli import FlaskGroup, ScriptInfo
 
 from consent import create_app
+from consent.config import ConfigurationError
 from consent.inventory.sites import InventoryError, load_inventory
 from consent.ledger.witness import witness_command
 from consent.resources import ROOT
-from consent.web.security import ConfigurationError
 
 
 @click.command("check")

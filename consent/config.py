@@ -17,6 +17,10 @@ from typing import Any
 DEFAULT_SECRET_KEY = "demo-only-secret-key-set-CONSENT_SECRET_KEY"
 
 
+class ConfigurationError(Exception):
+    """The configuration is unsafe or incomplete for running outside the demo, or a value is not of its type."""
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -89,7 +93,7 @@ def defaults() -> dict[str, Any]:
     return {setting.name: setting.default for setting in SETTINGS if setting.scope == "service"}
 
 
-def _parse(setting: Setting, text: str) -> Any:
+def parse_value(setting: Setting, text: str) -> Any:
     if setting.type is bool:
         return text.strip().lower() in ("1", "true", "yes", "on")
     if setting.type in (int, float):
@@ -117,9 +121,9 @@ def from_environment(environ: Mapping[str, str] | None = None) -> dict[str, Any]
                 given[name] = text
         elif setting.scope == "service":
             try:
-                given[name] = _parse(setting, text)
+                given[name] = parse_value(setting, text)
             except ValueError as error:
-                raise ValueError(f"{variable}: expected {setting.type.__name__}, got {text!r}") from error
+                raise ConfigurationError(f"{variable}: expected {setting.type.__name__}, got {text!r}") from error
     return given
 
 
@@ -127,4 +131,4 @@ def value(name: str, environ: Mapping[str, str] | None = None) -> Any:
     """One setting from the environment, or its default (for gunicorn.conf.py and the commands)."""
     setting = BY_NAME[name]
     text = (os.environ if environ is None else environ).get(setting.variable)
-    return setting.default if text is None else _parse(setting, text)
+    return setting.default if text is None else parse_value(setting, text)

@@ -6,8 +6,7 @@ import uuid
 import pytest
 
 from consent import create_app
-from consent.config import DEFAULT_SECRET_KEY
-from consent.web.security import ConfigurationError
+from consent.config import DEFAULT_SECRET_KEY, ConfigurationError
 from tests.conftest import ROOT
 
 

@@ -71,7 +71,7 @@ def _account_and_client() -> str:
     return f"{_account()}|{client_address()}"
 
 
-# Failed logins are counted three ways (see the README): per account and client,
+# Failed logins are counted three ways (see docs/dashboard.md): per account and client,
 # per client over every account, and per account from everywhere. One client can
 # reach neither of the last two alone, so it cannot lock anyone else out.
 LOGIN_RULES = (

@@ -28,9 +28,9 @@ from cryptography.hazmat.primitives.serialization import (
 from flask import Blueprint, Flask, current_app, jsonify
 from flask.typing import ResponseReturnValue
 
+from consent.config import ConfigurationError
 from consent.ledger.signing import KeySetError, PublicKey, key_id, parse_keys
 from consent.timestamps import iso, utcnow
-from consent.web.security import ConfigurationError
 
 DEMO_KEY = "ledger-key.pem"
 PRIVATE = "consent.ledger_key"
@@ -95,7 +95,7 @@ def init_app(app: Flask) -> None:
         raise LedgerKeyError(
             "CONSENT_LEDGER_KEY (an HMAC key) is retired: the ledger now signs with Ed25519. "
             "Make a key with `consent keys generate -o ledger-key.pem`, set CONSENT_LEDGER_KEY_FILE and "
-            "unset CONSENT_LEDGER_KEY (README: upgrading an existing log)"
+            "unset CONSENT_LEDGER_KEY (docs/proof.md: upgrading an existing log)"
         )
     configured = app.config.get("LEDGER_KEY_FILE")
     if configured:

@@ -1,6 +1,6 @@
 """PostgreSQL monthly partitions of the consent log: a purge drops whole months instead of deleting rows.
 
-Partitioning is switched on by hand (README, "Retention, erasure and
+Partitioning is switched on by hand (docs/operations.md, "Retention, erasure and
 partitions"); this module only finds the partitions and drops those whose
 every row is past retention.
 """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, Response
 
-from consent.config import DEFAULT_SECRET_KEY
+from consent.config import DEFAULT_SECRET_KEY, ConfigurationError
 from consent.web.auth import admin_tokens
 
 # The service's own HTML pages need nothing from elsewhere; JSON needs nothing at all.
@@ -13,10 +13,6 @@ OTHER_POLICY = "default-src 'none'; frame-ancestors 'none'"
 COMMON = (("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "strict-origin-when-cross-origin"))
 FOR_HTML = (*COMMON, ("Content-Security-Policy", HTML_POLICY), ("X-Frame-Options", "DENY"))
 FOR_OTHERS = (*COMMON, ("Content-Security-Policy", OTHER_POLICY))
-
-
-class ConfigurationError(Exception):
-    """The configuration is unsafe or incomplete for running outside the demo."""
 
 
 def _headers(response: Response) -> Response:

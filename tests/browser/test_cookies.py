@@ -13,18 +13,18 @@ from playwright.sync_api import Browser, expect
 
 from tests.browser.visitor import Shop
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+EMBEDDING = Path(__file__).resolve().parents[2] / "docs" / "embedding.md"
 
 
 def parse_consent_cookie(value: str) -> dict[str, str] | None:
-    """The README's backend example: ``key:value`` pairs separated by ``|``."""
+    """The embedding guide's backend example: ``key:value`` pairs separated by ``|``."""
     fields = dict(part.split(":", 1) for part in value.split("|") if ":" in part)
     return fields if fields.get("v") == "1" else None
 
 
 def readme_read_consent() -> Callable[[str | None, int], dict[str, bool] | None]:
-    """The backend example from the README section "The consent cookie", as documented."""
-    section = README.read_text(encoding="utf-8").split("## The consent cookie", 1)[1]
+    """The backend example from the embedding guide's section "The consent cookie", as documented."""
+    section = EMBEDDING.read_text(encoding="utf-8").split("## The consent cookie", 1)[1]
     code = re.search(r"```python\n(.*?)```", section, re.S)
     assert code is not None
     namespace: dict[str, Any] = {}
