@@ -25,9 +25,14 @@ def create_app(test_config: dict[str, Any] | None = None, *, routes: bool = True
     from werkzeug.middleware.proxy_fix import ProxyFix
 
     from consent import config
-    from consent.resources import TEMPLATES
+    from consent.resources import TEMPLATES, instance_folder
 
-    app = Flask(__name__, instance_relative_config=True, static_folder=None, template_folder=str(TEMPLATES))
+    app = Flask(
+        __name__,
+        instance_path=str(instance_folder(config.value("INSTANCE"))),
+        static_folder=None,
+        template_folder=str(TEMPLATES),
+    )
     app.config.from_mapping(config.defaults())
     app.config.update(config.from_environment() if test_config is None else test_config)
     app.json.sort_keys = False  # type: ignore[attr-defined]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -13,9 +12,10 @@ from flask.cli import FlaskGroup, ScriptInfo
 
 from consent import create_app
 from consent.config import ConfigurationError
+from consent.init import init_command
 from consent.inventory.sites import InventoryError, load_inventory
 from consent.ledger.witness import witness_command
-from consent.resources import ROOT
+from consent.resources import INSTALLED, ROOT, instance_folder
 
 
 @click.command("check")
@@ -36,6 +36,10 @@ def check_command(path: Path | None) -> None:
         )
 
 
+# Left in the instance folder by `consent serve` when it serves the demo.
+DEMO_MARKER = "demo"
+
+
 @click.command("serve")
 @click.option("--bind", default="127.0.0.1:8000", show_default=True, help="Address and port.")
 def serve_command(bind: str) -> None:
@@ -48,15 +52,27 @@ def serve_command(bind: str) -> None:
     app = _create_app()
     with app.app_context():
         upgrade()
-    gunicorn = shutil.which("gunicorn")
-    if gunicorn is None:
-        raise click.ClickException("gunicorn is not installed")
+    if app.config.get("DEMO"):
+        # The other commands then work on this demo without CONSENT_DEMO (see _demo_here).
+        (Path(app.instance_path) / DEMO_MARKER).touch()
     os.environ["CONSENT_BIND"] = bind
-    os.chdir(ROOT)
-    os.execv(gunicorn, [gunicorn, "wsgi:app"])
+    if not INSTALLED:
+        os.chdir(ROOT)  # a checkout: inventory and instance/ as the project root has them
+    # gunicorn of this interpreter (a venv's own), with the service's settings and app.
+    command = ["-m", "gunicorn", "-c", "python:consent.web.gunicorn_settings", "consent:create_app()"]
+    os.execv(sys.executable, [sys.executable, *command])
+
+
+def _demo_here() -> bool:
+    """No secret key is set and ``consent serve`` ran the demo on this instance folder."""
+    if os.environ.get("CONSENT_SECRET_KEY"):
+        return False
+    return (instance_folder(os.environ.get("CONSENT_INSTANCE")) / DEMO_MARKER).exists()
 
 
 def _create_app(routes: bool = True) -> Flask:
+    if _demo_here():
+        os.environ.setdefault("CONSENT_DEMO", "1")
     try:
         return create_app(routes=routes)
     except InventoryError as error:
@@ -88,6 +104,7 @@ class ConsentGroup(FlaskGroup):
 cli = ConsentGroup(create_app=_create_app, help="Cookie consent service: inventory, consent log, exports.")
 cli.add_command(check_command)
 cli.add_command(serve_command)
+cli.add_command(init_command)
 # A witness runs on another machine, with no configuration: it needs no app.
 cli.add_command(witness_command)
 

@@ -47,6 +47,9 @@ SETTINGS = (
             "demo**, which makes one under `instance/`"),
     Setting("LEDGER_RETIRED_KEYS", None, str,
             "JSON file of retired public keys with their validity (`consent keys retire`)"),
+    Setting("INSTANCE", None, str,
+            "folder of the SQLite database and the demo's key (default: `instance/` in a checkout, "
+            "else in the directory the service runs from)"),
     Setting("ADMIN_TOKENS", "", str, "comma-separated bearer tokens for admin calls (`Authorization: Bearer …`)"),
     Setting("INVENTORY", "cookies.yaml", str, "one inventory file, or a folder of them (one site per `*.yaml`)"),
     Setting("PUBLIC_URL", None, str,

@@ -12,9 +12,21 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
 # Installed from a wheel: inside the package. From a checkout: the repository root.
-ROOT = PACKAGE if (PACKAGE / "static").is_dir() else PACKAGE.parent
+INSTALLED = (PACKAGE / "static").is_dir()
+ROOT = PACKAGE if INSTALLED else PACKAGE.parent
 
 STATIC = ROOT / "static"
 TEMPLATES = ROOT / "templates"
 MIGRATIONS = ROOT / "migrations"
 DEMO_INVENTORY = ROOT / "cookies.yaml"
+
+
+def instance_folder(configured: str | None) -> Path:
+    """Where the SQLite database and the demo's key live: ``CONSENT_INSTANCE``, else ``instance/``.
+
+    In a checkout that is the repository's ``instance/``; an installed service
+    keeps it in the directory it runs from, never inside the installed package.
+    """
+    if configured:
+        return Path(configured).resolve()
+    return (Path.cwd() if INSTALLED else ROOT) / "instance"

@@ -18,6 +18,7 @@ from ruamel.yaml.error import MarkedYAMLError
 
 from consent.inventory.expiry import Expiry, parse_expiry
 from consent.inventory.texts import BANNER_TEXTS, CATEGORIES, CATEGORY_TEXTS, CONSENT_COOKIE_PURPOSE
+from consent.resources import DEMO_INVENTORY, ROOT
 
 CONSENT_COOKIE = "consent"
 SITE_KEY = re.compile(r"^[a-z0-9-]{1,40}$")
@@ -435,11 +436,21 @@ def load_inventory(path: Path) -> dict[str, Site]:
 
 def init_app(app: Flask) -> None:
     """Load the configured inventory once; a bad file stops the start."""
-    configured = app.config["INVENTORY"]
-    path = Path(configured) if Path(configured).is_absolute() else Path(app.root_path).parent / configured
-    if not Path(configured).is_absolute() and Path(configured).exists():
-        path = Path(configured)
-    app.extensions["consent.sites"] = load_inventory(path)
+    app.extensions["consent.sites"] = load_inventory(inventory_path(app.config["INVENTORY"]))
+
+
+def inventory_path(configured: str) -> Path:
+    """The inventory to load: the configured path (from the current directory, else the service's root).
+
+    Left at its default (``cookies.yaml``) where no such file is, it is the demo
+    inventory the service ships with, so that an installed service starts anywhere.
+    """
+    path = Path(configured)
+    if path.is_absolute() or path.exists():
+        return path
+    if (ROOT / path).exists():
+        return ROOT / path
+    return DEMO_INVENTORY if configured == "cookies.yaml" else path
 
 
 def sites() -> dict[str, Site]:
