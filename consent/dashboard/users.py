@@ -142,7 +142,7 @@ def change_password(username: str, password: str) -> None:
 def current_user() -> AdminUser | None:
     """The user of this request's session, if it is still valid."""
     if "admin_user" in g:
-        return g.admin_user  # type: ignore[no-any-return]
+        return g.admin_user
     user = None
     stored = session.get(SESSION_KEY)
     if isinstance(stored, list) and len(stored) == 3 and all(isinstance(part, int) for part in stored[::2]):

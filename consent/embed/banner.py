@@ -5,9 +5,9 @@ from __future__ import annotations
 import functools
 import json
 import secrets
-from typing import Any
+from typing import Any, cast
 
-import minify  # type: ignore[import-untyped]  # no type information shipped
+import minify
 from flask import Blueprint, Flask, Response, current_app, render_template, request, url_for
 from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
@@ -40,14 +40,19 @@ bp = Blueprint(
     static_url_path="/static/demo",
     template_folder=str(TEMPLATES),
 )
+
+
 # Repeated requests for the script are answered as the view first answered them (consent.embed.replay).
-bp.record_once(lambda state: setattr(state.app, "wsgi_app", BannerReplay(state.app.wsgi_app)))
+@bp.record_once
+def _replay(state: BlueprintSetupState) -> None:
+    app = cast(Flask, state.app)
+    app.wsgi_app = BannerReplay(app.wsgi_app)  # type: ignore[method-assign]
 
 
 @bp.record_once
 def _public_url_setting(state: BlueprintSetupState) -> None:
     """Check ``CONSENT_PUBLIC_URL`` once at start-up; a bad one stops the start."""
-    app = state.app
+    app = cast(Flask, state.app)
     configured = app.config.get("PUBLIC_URL") or None
     if configured is not None:
         try:

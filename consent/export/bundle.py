@@ -85,7 +85,7 @@ def inventories(session: Session, site: str) -> Iterator[tuple[str, bytes]]:
 def zip_stream(entries: Iterable[tuple[str, Callable[[], Iterable[bytes]]]]) -> Iterator[bytes]:
     """A zip of ``entries`` (name, and a function giving its content in chunks), as chunks of bytes."""
     pipe = _Pipe()
-    with zipfile.ZipFile(pipe, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:  # type: ignore[arg-type]
+    with zipfile.ZipFile(pipe, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:  # type: ignore[call-overload]  # a write-only stream
         for name, content in entries:
             with archive.open(name, "w", force_zip64=True) as member:
                 for chunk in content():

@@ -36,6 +36,7 @@ from consent.ledger.leaves import LABEL_SIZE, LEAF, Seal, unpack_leaves
 from consent.ledger.seals import as_seal
 from consent.ledger.signing import EXPORT, sign
 from consent.ledger.tiles import StoredTree
+from consent.store.database import driver_connection
 from consent.store.models import InventoryVersion, LedgerHead, LedgerSeal
 from consent.timestamps import epoch_ms, iso, utcnow
 
@@ -74,7 +75,7 @@ def _with_leaves(session: Session, seal: Seal) -> Seal:
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         # In binary: a bytea sent as hex text costs more to decode than all the rest of the read.
-        raw = connection.connection.driver_connection
+        raw = driver_connection(connection)
         query = "SELECT leaves, labels FROM ledger_seals WHERE site = %s AND seq = %s"
         found = raw.execute(query, (seal.site, seal.seq), binary=True).fetchone()
     else:
@@ -182,8 +183,8 @@ def proof_chunks(session: Session, scope: ExportRange, fmt: str) -> Iterator[byt
         piece = _trim(_with_leaves(session, seal), start, end)
         seal.leaves = seal.labels = b""  # one seal's leaves in memory at a time
         # Base64 needs no JSON escaping: the encoded bytes go in as they are, without a round trip through str.
-        opening = (("," if number else "") + _dumps(piece.header())[:-1] + ',"leaves":"').encode()
+        start_of_seal = (("," if number else "") + _dumps(piece.header())[:-1] + ',"leaves":"').encode()
         yield b"".join(
-            (opening, base64.b64encode(piece.leaves), b'","labels":"', base64.b64encode(piece.labels), b'"}')
+            (start_of_seal, base64.b64encode(piece.leaves), b'","labels":"', base64.b64encode(piece.labels), b'"}')
         )
     yield b"]}\n"

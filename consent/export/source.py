@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from consent.export.formats import COLUMNS, iso27560, sql_csv_line, sql_json_line, sql_values
 from consent.export.proof import ExportRange, export_range, proof_chunks
 from consent.inventory.texts import CATEGORIES
+from consent.store.database import driver_connection, one_row
 from consent.store.models import ConsentRecord, LedgerSeal, db
 from consent.store.streams import SnapshotStreams, id_ranges
 
@@ -54,7 +55,7 @@ class ExportSource:
         self.conninfo = db.engine.url.render_as_string(hide_password=False).replace(
             "postgresql+psycopg://", "postgresql://"
         )
-        self.raw: Any = connection.connection.driver_connection
+        self.raw: Any = driver_connection(connection)
         try:
             if self.dialect == "postgresql":
                 self.raw.execute("SELECT 1")  # the snapshot starts here
@@ -146,7 +147,7 @@ class ExportSource:
         snapshot = self.raw.execute("SELECT pg_export_snapshot()").fetchone()[0]
 
         def read(raw: psycopg.Connection[Any], low: int, high: int) -> Iterator[tuple[bytes, int]]:
-            data, rows = raw.execute(query, [self.site, low, high], binary=True).fetchone()
+            data, rows = one_row(raw.execute(query, [self.site, low, high], binary=True))
             if rows:
                 yield data, rows
 

@@ -9,6 +9,7 @@ records), oldest first, and nothing else. The proof travels beside it
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, time
 from time import perf_counter
@@ -88,7 +89,7 @@ def bundle(source: ExportSource, site: Site, progress: Progress | None = None) -
         ("records.jsonl", lambda: records(source, site, "jsonl")),
         ("proof.json", lambda: source.proof("bundle")),
     ]
-    entries += [(name, lambda content=content: [content]) for name, content in inventories(source.session, site.key)]
+    entries += [(name, functools.partial(list, [content])) for name, content in inventories(source.session, site.key)]
     entries.append(("README.txt", lambda: [readme.encode()]))
     return zip_stream(entries)
 

@@ -455,7 +455,7 @@ def inventory_path(configured: str) -> Path:
 
 def sites() -> dict[str, Site]:
     """Every configured site, by key."""
-    return current_app.extensions["consent.sites"]  # type: ignore[no-any-return]
+    return current_app.extensions["consent.sites"]
 
 
 def get_site(key: str) -> Site:

@@ -119,12 +119,12 @@ def init_app(app: Flask) -> None:
 
 def private_key() -> Ed25519PrivateKey:
     """The key that signs now."""
-    return current_app.extensions[PRIVATE]  # type: ignore[no-any-return]
+    return current_app.extensions[PRIVATE]
 
 
 def public_keys() -> dict[str, PublicKey]:
     """Every published key by id: the current one and the retired ones, each with its validity."""
-    return current_app.extensions[PUBLIC]  # type: ignore[no-any-return]
+    return current_app.extensions[PUBLIC]
 
 
 def key_set() -> dict[str, object]:

@@ -6,6 +6,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, defer
 
 from consent.ledger.leaves import LEAF, Seal
+from consent.store.database import driver_connection
 from consent.store.models import LedgerSeal, db
 
 
@@ -17,7 +18,7 @@ def lock_site(site: str, wait: bool) -> bool:
     unique ``(site, seq)`` settles a race.
     """
     if db.engine.dialect.name != "postgresql":
-        raw = db.session.connection().connection.driver_connection
+        raw = driver_connection()
         if wait and not raw.in_transaction:
             raw.execute("BEGIN IMMEDIATE")
         return True
@@ -66,7 +67,7 @@ def with_leaves(seal: Seal) -> Seal:
         return seal
     if db.engine.dialect.name == "postgresql":
         # In binary: a bytea sent as hex text costs more to decode than all the rest of the read.
-        raw = db.session.connection().connection.driver_connection
+        raw = driver_connection()
         query = "SELECT leaves, labels FROM ledger_seals WHERE site = %s AND seq = %s"
         found = raw.execute(query, (seal.site, seal.seq), binary=True).fetchone()
     else:

@@ -56,7 +56,7 @@ INCLUSION_QUERY = InclusionQuery()
 
 def _query(schema: Schema) -> dict[str, Any]:
     try:
-        return schema.load(request.args)  # type: ignore[return-value]
+        return schema.load(request.args)
     except ValidationError as error:
         raise ApiError(422, "invalid query", error.normalized_messages()) from error
 

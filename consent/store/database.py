@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 from flask import Flask, current_app
-from sqlalchemy import Engine, event
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy.exc import DBAPIError
 
 from consent.inventory.sites import Site
@@ -64,6 +64,22 @@ def init_migrations(app: Flask) -> None:
     Migrate(app, db, directory=str(MIGRATIONS), render_as_batch=True)
 
 
+def driver_connection(connection: Connection | None = None) -> Any:
+    """The driver's own connection (psycopg or sqlite3) under ``connection``, by default the session's."""
+    raw = (connection if connection is not None else db.session.connection()).connection.driver_connection
+    if raw is None:
+        raise RuntimeError("the database connection is closed")
+    return raw
+
+
+def one_row(cursor: Any) -> Any:
+    """The row an aggregate query always returns (a driver cursor's ``fetchone`` is typed optional)."""
+    row = cursor.fetchone()
+    if row is None:
+        raise RuntimeError("an aggregate query returned no row")
+    return row
+
+
 def dialect_insert(table: Any) -> Any:
     """An INSERT that supports ``on_conflict_do_nothing`` on the bound database."""
     if db.engine.dialect.name == "postgresql":
@@ -111,7 +127,7 @@ class PreparedInsert:
             raw.commit()
         except dialect.loaded_dbapi.Error as error:
             dropped = raw is not None and dialect.is_disconnect(error, raw.dbapi_connection, cursor)
-            if dropped:
+            if dropped and raw is not None:
                 # Every pooled connection is as stale as this one (the database restarted).
                 raw.invalidate(error)
                 self.engine.dispose(close=False)

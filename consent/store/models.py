@@ -59,7 +59,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC) if value is not None else None
 
 
-class ConsentRecord(db.Model):  # type: ignore[name-defined,misc]
+class ConsentRecord(db.Model):  # type: ignore[name-defined]  # Flask-SQLAlchemy makes the base at run time
     """One choice of one visitor: never updated, only appended (and purged when expired)."""
 
     __tablename__ = "consent_records"
@@ -94,7 +94,7 @@ class ConsentRecord(db.Model):  # type: ignore[name-defined,misc]
     record_hash: Mapped[str] = mapped_column(String(64))
 
 
-class ConsentEventKey(db.Model):  # type: ignore[name-defined,misc]
+class ConsentEventKey(db.Model):  # type: ignore[name-defined]  # Flask-SQLAlchemy makes the base at run time
     """The idempotency key of a record, kept apart only when the log is partitioned by month.
 
     PostgreSQL allows a unique index on a partitioned table only if it holds the
@@ -111,7 +111,7 @@ class ConsentEventKey(db.Model):  # type: ignore[name-defined,misc]
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-class InventoryVersion(db.Model):  # type: ignore[name-defined,misc]
+class InventoryVersion(db.Model):  # type: ignore[name-defined]  # Flask-SQLAlchemy makes the base at run time
     """Every inventory version the service has served, so any record resolves to what was shown."""
 
     __tablename__ = "inventory_versions"
@@ -123,7 +123,7 @@ class InventoryVersion(db.Model):  # type: ignore[name-defined,misc]
     first_served_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-class AdminUser(db.Model):  # type: ignore[name-defined,misc]
+class AdminUser(db.Model):  # type: ignore[name-defined]  # Flask-SQLAlchemy makes the base at run time
     """A person who may log in to the dashboard; only a password hash is kept."""
 
     __tablename__ = "admin_users"
@@ -137,7 +137,7 @@ class AdminUser(db.Model):  # type: ignore[name-defined,misc]
     session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
-class DailyRollup(db.Model):  # type: ignore[name-defined,misc]
+class DailyRollup(db.Model):  # type: ignore[name-defined]  # Flask-SQLAlchemy makes the base at run time
     """One site's counts for one UTC day, up to ``counted_until``: what the dashboard reads instead of the log."""
 
     __tablename__ = "daily_rollups"
@@ -157,7 +157,7 @@ class DailyRollup(db.Model):  # type: ignore[name-defined,misc]
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-class UndeclaredCookie(db.Model):  # type: ignore[name-defined,misc]
+class UndeclaredCookie(db.Model):  # type: ignore[name-defined]  # Flask-SQLAlchemy makes the base at run time
     """A cookie name visitors' browsers carried on a page that the site's inventory does not declare."""
 
     __tablename__ = "undeclared_cookies"
@@ -172,7 +172,7 @@ class UndeclaredCookie(db.Model):  # type: ignore[name-defined,misc]
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-class LedgerSeal(db.Model):  # type: ignore[name-defined,misc]
+class LedgerSeal(db.Model):  # type: ignore[name-defined]  # Flask-SQLAlchemy makes the base at run time
     """One batch of a site's records appended to its Merkle tree: the leaves ``first_index`` onwards.
 
     The seal claims that the records of ``site`` with ``after_id < id <= last_id``
@@ -204,7 +204,7 @@ class LedgerSeal(db.Model):  # type: ignore[name-defined,misc]
     labels: Mapped[bytes] = mapped_column(LargeBinary)
 
 
-class LedgerTile(db.Model):  # type: ignore[name-defined,misc]
+class LedgerTile(db.Model):  # type: ignore[name-defined]  # Flask-SQLAlchemy makes the base at run time
     """Up to 256 hashes of complete subtrees of one height, so that proofs never rehash the whole tree.
 
     Tile ``index`` of ``level`` L holds the hashes of the subtrees of 256**L
@@ -219,7 +219,7 @@ class LedgerTile(db.Model):  # type: ignore[name-defined,misc]
     hashes: Mapped[bytes] = mapped_column(LargeBinary)
 
 
-class LedgerHead(db.Model):  # type: ignore[name-defined,misc]
+class LedgerHead(db.Model):  # type: ignore[name-defined]  # Flask-SQLAlchemy makes the base at run time
     """A signed tree head: the root of a site's tree at ``tree_size`` leaves, signed with Ed25519 (see signing)."""
 
     __tablename__ = "ledger_heads"
@@ -234,7 +234,7 @@ class LedgerHead(db.Model):  # type: ignore[name-defined,misc]
     signature: Mapped[str] = mapped_column(String(128))
 
 
-class LedgerEvent(db.Model):  # type: ignore[name-defined,misc]
+class LedgerEvent(db.Model):  # type: ignore[name-defined]  # Flask-SQLAlchemy makes the base at run time
     """A signed erasure: a purge or a ``forget`` that removed the records of some leaves (the leaves stay)."""
 
     __tablename__ = "ledger_events"

@@ -39,7 +39,7 @@ class Block(NamedTuple):
 
     first: int
     last: int
-    count: int
+    count: int  # type: ignore[assignment]  # shadows tuple.count, which nothing here calls
     content_ok: bool
     pairs: bytes
     rows: Callable[[], Iterable[Row]]

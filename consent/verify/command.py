@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from consent.ledger import events, heads
 from consent.ledger import seals as stored_seals
 from consent.ledger.keys import public_keys
+from consent.store.database import driver_connection
 from consent.store.models import ConsentRecord, db
 from consent.timestamps import iso, utcnow
 from consent.verify import offline
@@ -61,7 +62,7 @@ def verify_live(site: str, witnessed: list[dict[str, Any]] | None = None) -> Rep
     if postgresql:
         db.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
     else:
-        raw = db.session.connection().connection.driver_connection
+        raw = driver_connection()
         if not raw.in_transaction:
             raw.execute("BEGIN")  # one read transaction: one snapshot (WAL)
     log = SqliteLog(site) if not postgresql else None
@@ -133,7 +134,7 @@ def _check_sealing(site: str, report: Report, through: int, has_heads: bool) -> 
                 ConsentRecord.site == site, ConsentRecord.id > through, ConsentRecord.recorded_at < due
             )
         )
-        report.findings.append(Finding("unsealed", None, None, f"{more - NAMED} more records are not sealed"))
+        report.findings.append(Finding("unsealed", None, None, f"{(more or 0) - NAMED} more records are not sealed"))
     if not has_heads and (report.checked or report.erased or report.purged):
         report.findings.append(Finding("ledger", None, None, "the site has records but no signed tree head"))
 

@@ -27,6 +27,7 @@ from consent.ledger.canonical import BOOLEAN_FIELDS as BOOLEANS
 from consent.ledger.canonical import HASHED_FIELDS, record_hash
 from consent.ledger.leaves import Seal
 from consent.ledger.seals import with_leaves
+from consent.store.database import driver_connection, one_row
 from consent.store.models import ConsentRecord, db
 from consent.store.streams import SnapshotStreams, id_ranges
 from consent.timestamps import SQL_ISO
@@ -100,7 +101,7 @@ def _bounds(raw: Any, site: str, mark: str) -> tuple[int | None, int | None]:
 
 def postgresql_records(site: str, seals: list[tuple[int, int]]) -> Generator[Block, None, None]:
     """The site's records as blocks, hashed by PostgreSQL on two connections sharing this snapshot."""
-    raw = db.session.connection().connection.driver_connection
+    raw = driver_connection()
     first, last = _bounds(raw, site, "%s")
     if first is None or last is None:
         return
@@ -124,7 +125,7 @@ def postgresql_records(site: str, seals: list[tuple[int, int]]) -> Generator[Blo
             yield Row(record_id, consent_id, stored, same or _recheck(record_id))
 
     def read(reader: psycopg.Connection[Any], low: int, high: int) -> Iterator[Block]:
-        count, same, pairs = reader.execute(block, (site, low, high), binary=True).fetchone()
+        count, same, pairs = one_row(reader.execute(block, (site, low, high), binary=True))
         yield _block(first, last, low, high, count, same, pairs, lambda: rows(low, high))
 
     conninfo = db.engine.url.render_as_string(hide_password=False).replace("postgresql+psycopg://", "postgresql://")
@@ -173,7 +174,7 @@ class SqliteLog:
 
     def __init__(self, site: str) -> None:
         self.site = site
-        self.raw = db.session.connection().connection.driver_connection
+        self.raw = driver_connection()
         self.lock = threading.Lock()
         self.leaves: dict[Any, tuple[bytes, bytes]] = {}
 

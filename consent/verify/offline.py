@@ -149,7 +149,7 @@ def check_proof(proof: Proof, keys: dict[str, PublicKey], outcome: TreeCheck) ->
             why = "it names another head than the proof's"
     if why is not None:
         outcome.problem(f"the export statement: {why}")
-    if not heads or why is not None:
+    if head is None or not heads or why is not None:
         return False
     start, end, size = statement.get("first_index"), statement.get("end_index"), statement.get("tree_size")
     if not (isinstance(start, int) and isinstance(end, int) and isinstance(size, int) and 0 <= start <= end <= size):

@@ -93,7 +93,10 @@ def make_storage(url: str) -> Storage:
     """The storage behind ``CONSENT_RATELIMIT_STORAGE_URL``."""
     if url.startswith("memory://"):
         return SweptMemoryStorage(url)
-    return storage_from_string(url)
+    storage = storage_from_string(url)
+    if not isinstance(storage, Storage):
+        raise ValueError(f"CONSENT_RATELIMIT_STORAGE_URL: {url.split(':', 1)[0]} is an asynchronous storage")
+    return storage
 
 
 class RateLimits:

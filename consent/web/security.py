@@ -20,7 +20,7 @@ def _headers(response: Response) -> Response:
     # Which headers the view set, looked up once: a miss in werkzeug's Headers
     # raises and catches an exception, so setdefault() costs a few microseconds each.
     present = {name.lower() for name, _ in headers.items()}
-    wanted = COMMON
+    wanted: tuple[tuple[str, str], ...] = COMMON
     # The raw header, not response.mimetype, which parses it again on every response.
     content_type = response.content_type or ""
     if content_type.startswith("text/html"):
