@@ -17,11 +17,11 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from playwright.sync_api import Browser, Playwright, sync_playwright
-from service_config import ADMIN_TOKEN, app_config, migrate
 from sqlalchemy import delete
 
 from consent import create_app
 from consent.store.models import db
+from tests.support.service_config import ADMIN_TOKEN, app_config, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES = os.environ.get("CONSENT_TEST_POSTGRES", "postgresql://127.0.0.1:5432/test")
@@ -74,6 +74,12 @@ def make_app(database_url: str) -> Iterator[Callable[..., Flask]]:
             db.session.execute(delete(table))
         db.session.commit()
         db.engine.dispose()
+
+
+@pytest.fixture
+def proof_app(make_app: Callable[..., Flask]) -> Flask:
+    """An app that seals only when asked (``consent seal``), with no grace period to wait for."""
+    return make_app(SEAL_INTERVAL=0, SEAL_GRACE=0)
 
 
 @pytest.fixture

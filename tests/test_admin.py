@@ -10,10 +10,7 @@ from sqlalchemy import select
 
 from consent.dashboard.users import create_user, is_logged_in
 from consent.store.models import AdminUser, db
-from tests.admin_seed import record, seed
-
-PASSWORD = "correct horse battery"
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+from tests.support.admin_seed import PASSWORD, csrf_token, record, seed
 
 
 @pytest.fixture
@@ -22,12 +19,6 @@ def dpo(app):
         create_user("dpo", PASSWORD)
         db.session.commit()
     return "dpo"
-
-
-def csrf_token(client, path="/admin/login"):
-    match = CSRF.search(client.get(path).get_data(as_text=True))
-    assert match, "the page has no CSRF token"
-    return match.group(1)
 
 
 def login(client, username="dpo", password=PASSWORD, next_=""):

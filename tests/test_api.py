@@ -7,13 +7,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
 
 from consent.inventory.sites import sites
-from consent.store.models import ConsentRecord, InventoryVersion, db
-
-ORIGIN = {"Origin": "http://localhost:8000"}
-URL = "/api/v1/sites/demo/consents"
+from consent.store.models import InventoryVersion, db
+from tests.support.consent_log import API_ORIGIN as ORIGIN
+from tests.support.consent_log import CONSENTS_URL as URL
+from tests.support.consent_log import count, rows
 
 
 def body(**changes: Any) -> dict[str, Any]:
@@ -28,16 +27,6 @@ def body(**changes: Any) -> dict[str, Any]:
         "dnt": True,
         **changes,
     }
-
-
-def rows(app) -> list[ConsentRecord]:
-    with app.app_context():
-        return list(db.session.scalars(select(ConsentRecord).order_by(ConsentRecord.id)))
-
-
-def count(app) -> int:
-    with app.app_context():
-        return db.session.scalar(select(func.count()).select_from(ConsentRecord))
 
 
 def test_record_stores_what_the_server_adds(app, client):

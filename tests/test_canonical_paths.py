@@ -13,8 +13,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
-from export_files import export, insert_records, plain_record, run, seal, write_keys
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, text
@@ -25,6 +23,7 @@ from consent.verify import offline
 from consent.verify.file import ExportFile
 from consent.verify.live import sql_canonical
 from consent.verify.scan import scan_piece
+from tests.support.export_files import export, insert_records, plain_record, run, seal, write_keys
 
 # Any character the databases store (PostgreSQL refuses NUL in text; UTF-8 has no surrogates).
 CHARACTERS = st.characters(exclude_categories=("Cs",), exclude_characters="\x00")
@@ -52,11 +51,6 @@ RECORD = st.fixed_dictionaries(
         ).map(lambda moment: moment.replace(microsecond=moment.microsecond // 1000 * 1000)),
     }
 )
-
-
-@pytest.fixture
-def proof_app(make_app: Any) -> Any:
-    return make_app(SEAL_INTERVAL=0, SEAL_GRACE=0)
 
 
 def _empty(app: Any) -> None:

@@ -15,23 +15,17 @@ from typing import Any
 
 import pytest
 from click.testing import Result
-from consent_log import insert_records, post_choice, run
 from flask import Flask
 from sqlalchemy import select
 
 from consent.export.formats import COLUMNS
 from consent.store.models import ConsentRecord, db
 from consent.store.streams import SnapshotStreams
+from tests.support.consent_log import insert_records, post_choice, run
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN = {"Authorization": "Bearer test-admin-token"}
 ORIGIN = "http://localhost:8000"
-
-
-@pytest.fixture
-def proof_app(make_app: Any) -> Flask:
-    """Sealing only when asked (``consent seal``), with no grace period to wait for."""
-    return make_app(SEAL_INTERVAL=0, SEAL_GRACE=0)
 
 
 def record_ids(app: Flask) -> list[int]:

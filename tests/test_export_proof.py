@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 import schemathesis
 from click.testing import Result
-from consent_log import post_choice, run
 from flask import Flask
 from hypothesis import HealthCheck, settings
 from sqlalchemy import delete, insert, select
@@ -27,16 +26,11 @@ from consent.ledger.canonical import HASHED_FIELDS, record_hash
 from consent.ledger.leaves import LEAF, unpack_leaves
 from consent.ledger.signing import EXPORT, TREE_HEAD, PublicKey, check, parse_keys
 from consent.store.models import ConsentRecord, InventoryVersion, db
+from tests.support.consent_log import post_choice, run
 
 ADMIN = {"Authorization": "Bearer test-admin-token"}
 ORIGIN = "http://localhost:8000"
 EXPORT_URL = "/api/v1/sites/demo/export"
-
-
-@pytest.fixture
-def proof_app(make_app: Any) -> Flask:
-    """Sealing only when asked (``consent seal``), with no grace period to wait for."""
-    return make_app(SEAL_INTERVAL=0, SEAL_GRACE=0)
 
 
 def seal(app: Flask) -> None:

@@ -9,17 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from export_files import export, post_choices, seal, stored_ids, write_keys
 from flask import Flask
-from test_offline_verify import CHANGES, findings, rewrite_csv
 
 from consent.verify import offline, scan
 from consent.verify.scan import GaveUp, csv_fields
-
-
-@pytest.fixture
-def proof_app(make_app: Any) -> Flask:
-    return make_app(SEAL_INTERVAL=0, SEAL_GRACE=0)
+from tests.support.export_files import export, post_choices, seal, stored_ids, write_keys
+from tests.support.offline import CHANGES, findings, rewrite_csv
 
 
 @pytest.fixture

@@ -12,13 +12,13 @@ from typing import Any
 import duckdb
 import pandas
 import pytest
-from export_files import export, insert_records, plain_record, post_choices, seal, stored_ids, write_keys
-from service_config import app_config, migrate
-from test_offline_verify import findings, verify
 
 from consent import create_app
 from consent.export.formats import COLUMNS
 from consent.store.models import db
+from tests.support.export_files import export, insert_records, plain_record, post_choices, seal, stored_ids, write_keys
+from tests.support.offline import findings, verify
+from tests.support.service_config import app_config, migrate
 
 SOFFICE = os.environ.get("CONSENT_SOFFICE") or shutil.which("soffice") or "/usr/bin/soffice"
 # The import dialog's defaults for a UTF-8 file: comma, double quote, UTF-8 (76), from line 1.
@@ -91,11 +91,6 @@ def _records(app: Any, tmp_path: Path, count: int) -> Path:
     path = tmp_path / "export.csv"
     export(app, path)
     return path
-
-
-@pytest.fixture
-def proof_app(make_app: Any) -> Any:
-    return make_app(SEAL_INTERVAL=0, SEAL_GRACE=0)
 
 
 def test_pandas_reads_exactly_the_records_with_their_types(proof_app, tmp_path):

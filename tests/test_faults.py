@@ -17,9 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from live_service import LiveService, migrate, missing_service, postgresql_selected, stored_event_ids
-from post_load import Answer, PostLoad
-from private_postgres import PrivateCluster, server_bindir
+
+from tests.support.live import LiveService, migrate, missing_service, postgresql_selected, stored_event_ids
+from tests.support.post_load import Answer, PostLoad
+from tests.support.private_postgres import PrivateCluster, server_bindir
 
 CLIENTS = 8
 

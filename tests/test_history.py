@@ -8,8 +8,6 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-import pytest
-from consent_log import execute, insert_records, post_choice, records, run
 from flask import Flask
 from sqlalchemy import insert
 
@@ -18,11 +16,7 @@ from consent.ledger.canonical import HASHED_FIELDS, record_hash
 from consent.ledger.keys import generate_pem
 from consent.ledger.signing import sign
 from consent.store.models import ConsentRecord, InventoryVersion, db
-
-
-@pytest.fixture
-def proof_app(make_app: Any) -> Flask:
-    return make_app(SEAL_INTERVAL=0, SEAL_GRACE=0)
+from tests.support.consent_log import execute, insert_records, post_choice, records, run
 
 
 def test_show_gives_each_choice_with_the_categories_and_cookies_shown(proof_app):

@@ -19,27 +19,19 @@ from hypothesis import strategies as st
 
 from consent.dashboard.users import create_user
 from consent.store.models import db
-from tests.conftest import ADMIN_TOKEN
-from tests.live_service import LiveService
-from tests.test_admin import PASSWORD, csrf_token
-from tests.test_api import ORIGIN, URL, count, rows
+from tests.support.admin_seed import PASSWORD, csrf_token
+from tests.support.consent_log import API_ORIGIN as ORIGIN
+from tests.support.consent_log import CONSENTS_URL as URL
+from tests.support.consent_log import choice, count, rows
+from tests.support.live import LiveService
+from tests.support.service_config import ADMIN_TOKEN
 
 LIMIT = 16 * 1024
 CODECS = ["utf-8", "utf-8-sig", "utf-16", "utf-16-be", "utf-32", "utf-32-le", "latin-1"]
 
 
 def body(**changes: Any) -> dict[str, Any]:
-    return {
-        "event_id": str(uuid.uuid4()),
-        "action": "custom",
-        "choices": {"functional": True, "analytics": False, "advertising": False},
-        "revision": 1,
-        "language": "en",
-        "page_url": "https://shop.example/products/42",
-        "gpc": False,
-        "dnt": False,
-        **changes,
-    }
+    return choice(**{"page_url": "https://shop.example/products/42", "gpc": False, "dnt": False, **changes})
 
 
 def refused(response: Any, status: int) -> dict[str, Any]:

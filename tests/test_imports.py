@@ -99,3 +99,34 @@ def test_no_module_imports_another_modules_private_names(name: str) -> None:
         if imported.startswith("_") and resolve(module) != name
     ]
     assert borrowed == []
+
+
+TESTS = Path(__file__).resolve().parent
+
+
+def imported_names(path: Path) -> list[str]:
+    """Every module a file imports, as written (``tests.support.live``, ``test_api``)."""
+    found: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.append(node.module)
+            found.extend(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.extend(alias.name for alias in node.names)
+    return found
+
+
+def borrows_from_tests(name: str) -> bool:
+    last = name.rpartition(".")[2]
+    return last == "conftest" or last.startswith("test_")
+
+
+@pytest.mark.parametrize("path", sorted(TESTS.rglob("*.py")), ids=lambda path: str(path.relative_to(TESTS)))
+def test_no_test_file_imports_a_test_module_or_a_conftest(path: Path) -> None:
+    """What tests share lives in tests/support/; test modules and conftests import only from there."""
+    assert [name for name in imported_names(path) if borrows_from_tests(name)] == []
+
+
+def test_the_test_import_check_sees_a_borrowing() -> None:
+    assert borrows_from_tests("tests.test_api") and borrows_from_tests("tests.browser.conftest")
+    assert not borrows_from_tests("tests.support.live") and not borrows_from_tests("consent.ledger.tree")

@@ -16,7 +16,6 @@ from typing import Any
 
 import psycopg
 import pytest
-from consent_log import execute, findings, insert_records, post_choice, records, run, sealed_log, stored_values
 from flask import Flask
 from sqlalchemy import select
 
@@ -25,12 +24,16 @@ from consent.ledger.canonical import HASHED_FIELDS, record_hash
 from consent.ledger.keys import generate_pem, write_private
 from consent.ledger.tiles import StoredTree
 from consent.store.models import ConsentRecord, LedgerHead, LedgerSeal, db
-
-
-@pytest.fixture
-def proof_app(make_app: Any) -> Flask:
-    """Sealing only when asked (``consent seal``), with no grace period to wait for."""
-    return make_app(SEAL_INTERVAL=0, SEAL_GRACE=0)
+from tests.support.consent_log import (
+    execute,
+    findings,
+    insert_records,
+    post_choice,
+    records,
+    run,
+    sealed_log,
+    stored_values,
+)
 
 
 def verify(app: Flask, *options: str) -> Any:

@@ -6,19 +6,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from consent_log import execute, findings, insert_records, post_choice, records, run
-from flask import Flask
 
 from consent.ledger import sealing
 from consent.verify.checker import Verifier
 from consent.verify.live import SPAN, record_ranges
+from tests.support.consent_log import execute, findings, insert_records, post_choice, records, run
 
 LONG_AGO = datetime.now(UTC) - timedelta(days=2000)  # the demo site keeps records 1825 days
-
-
-@pytest.fixture
-def proof_app(make_app: Any) -> Flask:
-    return make_app(SEAL_INTERVAL=0, SEAL_GRACE=0)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import base64
 import http.server
 import json
 import os
-import re
 import subprocess
 import sys
 import threading
@@ -18,20 +17,21 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from export_files import export, insert_records, plain_record, post_choices, run, seal, stored_ids, write_keys
 from flask import Flask
 
 from consent.ledger.signing import PublicKey, key_id
 from consent.verify import offline
-
-ROOT = Path(__file__).resolve().parent.parent
-FINDING = re.compile(r"^(\w+)\s+record (\d+)\s+consent ID (\S+)", re.MULTILINE)
-
-
-@pytest.fixture
-def proof_app(make_app: Any) -> Flask:
-    """Sealing only when asked (``consent seal``)."""
-    return make_app(SEAL_INTERVAL=0, SEAL_GRACE=0)
+from tests.support.export_files import (
+    export,
+    insert_records,
+    plain_record,
+    post_choices,
+    run,
+    seal,
+    stored_ids,
+    write_keys,
+)
+from tests.support.offline import CHANGES, ROOT, findings, rewrite_csv, verify
 
 
 @pytest.fixture
@@ -42,27 +42,6 @@ def exported(proof_app: Flask, tmp_path: Path) -> dict[str, Path]:
     csv_path = tmp_path / "export.csv"
     keys = write_keys(proof_app, tmp_path / "keys.json")
     return {"csv": csv_path, "proof": export(proof_app, csv_path), "keys": keys}
-
-
-def verify(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """``python -m consent.verify`` in a clean environment: no CONSENT_* variable, another directory."""
-    environment = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "consent.verify", *map(str, args)],
-        cwd=cwd, env=environment, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-
-
-def findings(output: str) -> set[tuple[str, int, str]]:
-    return {(kind, int(record_id), consent_id) for kind, record_id, consent_id in FINDING.findall(output)}
-
-
-def rewrite_csv(path: Path, change: Callable[[list[str]], list[str]]) -> None:
-    """Change the record lines of a CSV export, every other byte as written (BOM, header, CRLF)."""
-    text = path.read_bytes().decode("utf-8")
-    header, _, body = text.partition("\r\n")
-    lines = body.split("\r\n")[:-1]  # every record is one line here: no value holds a line break
-    path.write_bytes((header + "\r\n" + "".join(line + "\r\n" for line in change(lines))).encode())
 
 
 def test_the_verifier_needs_no_flask(tmp_path):
@@ -88,22 +67,6 @@ def test_an_untouched_export_verifies_offline(proof_app, tmp_path, fmt):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "demo: intact; 6 records checked, 6 sealed under signed heads" in result.stdout
     assert "keys: checked against the trusted key set" in result.stdout
-
-
-def _must_replace(line: str, old: str, new: str) -> str:
-    assert old in line, line
-    return line.replace(old, new, 1)
-
-
-CHANGES: dict[str, Callable[[list[str]], list[str]]] = {
-    "changed": lambda lines: [lines[0].replace("and a comma", "and no comma", 1), *lines[1:]],
-    "flag": lambda lines: [lines[0], lines[1].replace(",true,true,", ",true,false,", 1), *lines[2:]],
-    "removed": lambda lines: [lines[0], *lines[2:]],
-    "reordered": lambda lines: [lines[0], lines[2], lines[1], *lines[3:]],
-    "inserted": lambda lines: [*lines, "99999" + lines[3][lines[3].index(",") :]],
-    # A value starting with "'" is written with another in front; without it, it reads back shorter.
-    "unguarded": lambda lines: [lines[0], _must_replace(lines[1], "\"''=cmd", "\"'=cmd"), *lines[2:]],
-}
 
 
 @pytest.mark.parametrize("kind", sorted(CHANGES))

@@ -10,7 +10,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 
-from tests.conftest import ADMIN_TOKEN
+from tests.support.service_config import ADMIN_TOKEN
 
 CASES_PER_OPERATION = 300
 SITE = re.compile(r"[a-z0-9-]{1,40}")

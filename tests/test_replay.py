@@ -7,9 +7,9 @@ everything else a record says; they do not hold the visitor's access token.
 from __future__ import annotations
 
 import pytest
-from consent_log import choice, records, send
 
 from consent.store.models import ConsentRecord, db
+from tests.support.consent_log import choice, records, send
 
 
 def count(app) -> int:

@@ -11,7 +11,6 @@ from typing import Any
 
 import psycopg
 import pytest
-from consent_log import choice, execute, findings, insert_records, post_choice, records, run, send
 from flask import Flask
 from flask_migrate import upgrade
 from sqlalchemy import func, insert, select
@@ -20,13 +19,9 @@ from consent.ledger import events, heads, sealing, seals
 from consent.ledger.leaves import subject
 from consent.log.partitions import month_partitions
 from consent.store.models import ConsentEventKey, ConsentRecord, LedgerEvent, LedgerSeal, db
+from tests.support.consent_log import choice, execute, findings, insert_records, post_choice, records, run, send
 
 LONG_AGO = datetime.now(UTC) - timedelta(days=2000)  # the demo site keeps records 1825 days
-
-
-@pytest.fixture
-def proof_app(make_app: Any) -> Flask:
-    return make_app(SEAL_INTERVAL=0, SEAL_GRACE=0)
 
 
 def old_and_new(app: Flask, monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, str]]:

@@ -21,8 +21,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
-from live_service import ROOT, LiveService, migrate, missing_service, postgresql_selected, stored_event_ids
-from post_load import ORIGIN, Answer, PostLoad, post_consent
+
+from tests.support.live import ROOT, LiveService, migrate, missing_service, postgresql_selected, stored_event_ids
+from tests.support.post_load import ORIGIN, Answer, PostLoad, post_consent
 
 POSTGRES = os.environ.get("CONSENT_TEST_POSTGRES", "postgresql://127.0.0.1:5432/test")
 

@@ -7,7 +7,7 @@ import pytest
 
 from consent import create_app
 from consent.config import DEFAULT_SECRET_KEY, ConfigurationError
-from tests.conftest import ROOT
+from tests.support.service_config import ROOT
 
 
 def test_security_headers_on_json_responses(client):

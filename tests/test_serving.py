@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from consent.web.serving import ServiceLogger
-from tests.live_service import LiveService, migrate
+from tests.support.live import LiveService, migrate
 
 
 @pytest.fixture(scope="module")

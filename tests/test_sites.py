@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -14,12 +11,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from ruamel.yaml import YAML
 
 from consent.cli import cli
 from consent.log.stats import site_stats
-from tests.admin_seed import record, seed
-from tests.test_gunicorn import free_port
+from tests.support.admin_seed import record, seed
+from tests.support.inventory import write_site
+from tests.support.live import LiveService
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_ORIGIN = "http://localhost:8000"
@@ -30,11 +27,7 @@ B_ID = "bbbbbbbb-2222-4222-8222-bbbbbbbbbbbb"
 
 def write_inventory(folder: Path, *, revision: int = 1, shop_extra: str = "") -> Path:
     """A folder with the demo site and a second site ``shop`` on its own origin."""
-    folder.mkdir(exist_ok=True)
-    yaml = YAML(typ="safe")
-    demo = yaml.load((ROOT / "cookies.yaml").read_text(encoding="utf-8"))
-    with (folder / "demo.yaml").open("w", encoding="utf-8") as file:
-        yaml.dump(demo, file)
+    write_site(folder / "demo.yaml")
     shop = (
         f"site: shop\nname: Second Shop\norigins: [{SHOP_ORIGIN}]\nrevision: {revision}\n"
         "cookies:\n  - {name: basket, category: necessary, provider: Shop, purpose: {en: Basket.}, expiry: 1 day}\n"
@@ -105,85 +98,49 @@ def test_undeclared_reports_stay_with_their_site(two_sites, admin_headers, runne
     assert "shop_tracker" not in cli.invoke(args=["undeclared", "--site", "demo"]).output
 
 
-class Gunicorn:
-    """gunicorn serving an inventory folder on a free port; stopped by the test."""
+def served_revision(base: str, timeout: float = 2) -> int | None:
+    try:
+        with urllib.request.urlopen(f"{base}/api/v1/sites/shop/inventory", timeout=timeout) as response:
+            return int(json.load(response)["revision"])
+    except (OSError, urllib.error.HTTPError):
+        return None
 
-    def __init__(self, inventory: Path, database_url: str, log: Path) -> None:
-        self.base = f"http://127.0.0.1:{free_port()}"
-        env = {
-            **os.environ,
-            "CONSENT_BIND": self.base.removeprefix("http://"),
-            "CONSENT_WORKERS": "2",
-            "CONSENT_DATABASE_URL": database_url,
-            "CONSENT_SECRET_KEY": "test-secret-key",
-            "CONSENT_ADMIN_TOKENS": "test-admin-token",
-            "CONSENT_INVENTORY": str(inventory),
-            "CONSENT_ACCESS_LOG": "",
-        }
-        self.log = log.open("w")
-        command = [sys.executable, "-m", "gunicorn", "wsgi:app"]
-        self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=self.log, stderr=self.log)
 
-    def revision(self, timeout: float = 2) -> int | None:
-        try:
-            with urllib.request.urlopen(f"{self.base}/api/v1/sites/shop/inventory", timeout=timeout) as response:
-                return int(json.load(response)["revision"])
-        except (OSError, urllib.error.HTTPError):
-            return None
-
-    def wait_for_revision(self, wanted: int, seconds: float = 30) -> bool:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline and self.process.poll() is None:
-            if self.revision() == wanted:
-                return True
-            time.sleep(0.2)
-        return False
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        self.log.close()
+def sites_service(folder: Path, database_url: str) -> LiveService:
+    """gunicorn serving an inventory folder, two workers."""
+    return LiveService(database_url, workers=2, env={"CONSENT_INVENTORY": str(folder)})
 
 
 def test_changed_inventory_is_served_after_hup_and_no_request_is_lost(make_app, database_url, tmp_path):
     make_app()  # the tables are emptied afterwards
     folder = write_inventory(tmp_path / "sites", revision=1)
-    server = Gunicorn(folder, database_url, tmp_path / "gunicorn.log")
-    try:
-        assert server.wait_for_revision(1), (tmp_path / "gunicorn.log").read_text()
+    with sites_service(folder, database_url) as server:
+        assert server.process is not None
+        assert served_revision(server.base) == 1, server.stderr()
         write_inventory(folder, revision=2)
         server.process.send_signal(signal.SIGHUP)
         seen: list[int | None] = []
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and 2 not in seen:
             # While the new workers boot, requests wait in the listen queue: slow, never refused.
-            seen.append(server.revision(timeout=20))
+            seen.append(served_revision(server.base, timeout=20))
             time.sleep(0.05)
-        assert seen[-1] == 2, (tmp_path / "gunicorn.log").read_text()
+        assert seen[-1] == 2, server.stderr()
         assert None not in seen and set(seen) <= {1, 2}
         assert server.process.poll() is None
-    finally:
-        server.stop()
 
 
 def test_a_bad_inventory_at_hup_stops_gunicorn_with_the_located_error(make_app, database_url, tmp_path):
-    # Documented in the README: validate with `consent check` before sending HUP.
+    # Documented in docs/dashboard.md: validate with `consent check` before sending HUP.
     make_app()
     folder = write_inventory(tmp_path / "sites")
-    server = Gunicorn(folder, database_url, tmp_path / "gunicorn.log")
-    try:
-        assert server.wait_for_revision(1), (tmp_path / "gunicorn.log").read_text()
+    with sites_service(folder, database_url) as server:
+        assert server.process is not None
+        assert served_revision(server.base) == 1, server.stderr()
         write_inventory(folder, shop_extra="colour: blue\n")
         server.process.send_signal(signal.SIGHUP)
         server.process.wait(timeout=60)
-    finally:
-        server.stop()
-    log = (tmp_path / "gunicorn.log").read_text()
+    log = server.stderr()
     # Usually status 3; 1 when a worker still booting at the HUP fails too and gunicorn halts twice.
     assert server.process.returncode in (1, 3), log
     assert "shop.yaml:7: unknown key 'colour'" in log

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from consent.log.stats import Counts, invalidate_rollups, percent, site_stats
 from consent.store.models import DailyRollup, db
-from tests.admin_seed import record, seed
+from tests.support.admin_seed import record, seed
 
 NOW = datetime(2026, 3, 10, 15, 30, tzinfo=UTC)
 TODAY = NOW.date()

@@ -8,22 +8,17 @@ which the test checks by where ``consent`` is imported from.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from tests.support.live import wait_until_ready
+from tests.support.ports import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -93,15 +88,7 @@ def test_the_installed_service_serves_the_demo_from_anywhere(installed: Path, tm
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/healthz", timeout=2):
-                    break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"the installed service did not start: {server.stderr.read()}") from None
-                time.sleep(0.3)
+        wait_until_ready(base, server)
         with urllib.request.urlopen(f"{base}/demo", timeout=10) as answer:
             assert answer.status == 200 and b"/s/demo/banner.js" in answer.read()
         with urllib.request.urlopen(f"{base}/s/demo/banner.js", timeout=10) as answer:

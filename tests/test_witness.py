@@ -21,7 +21,8 @@ from consent.ledger.leaves import HASH_AT, LEAF
 from consent.ledger.signing import TREE_HEAD, PublicKey, key_id, sign
 from consent.ledger.tiles import StoredTree
 from consent.store.models import ConsentRecord, LedgerHead, LedgerSeal, LedgerTile, db
-from tests.live_service import LiveService, free_port
+from tests.support.live import LiveService
+from tests.support.ports import free_port
 
 ORIGIN = {"Origin": "http://localhost:8000"}
 

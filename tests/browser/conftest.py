@@ -9,32 +9,20 @@ on a parent domain (``.shop.test``) can be tested too.
 
 from __future__ import annotations
 
-import os
-import socket
 import ssl
 import subprocess
-import sys
-import threading
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page
-from ruamel.yaml import YAML
 
-from tests.browser.visitor import ADMIN_TOKEN, EmbeddingSite, Pages, Service, Shop
+from tests.support.browser import ADMIN_TOKEN, EmbeddingSite, Pages, Service, Shop, serving
+from tests.support.inventory import site_document, write_document, write_site
+from tests.support.live import LiveService, migrate
 
 ROOT = Path(__file__).resolve().parents[2]
-AXE = ROOT / ".cache" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _renamed_languages(node: Any) -> Any:
@@ -49,28 +37,18 @@ def _renamed_languages(node: Any) -> Any:
 
 def _inventory(folder: Path, origins: list[str]) -> Path:
     """The demo inventory (origins replaced) and a second site ``boxed``: box layout, de/fr, shared domain."""
-    folder.mkdir()
-    yaml = YAML(typ="safe")
-    demo = yaml.load((ROOT / "cookies.yaml").read_text(encoding="utf-8"))
-    demo["origins"] = origins
-    with (folder / "demo.yaml").open("w", encoding="utf-8") as file:
-        yaml.dump(demo, file)
-    boxed = _renamed_languages({key: value for key, value in demo.items() if key != "texts"})
+    write_site(folder / "demo.yaml", origins=origins)
+    boxed = _renamed_languages({key: value for key, value in site_document(origins=origins).items() if key != "texts"})
     boxed.update(site="boxed", languages=["de", "fr"], layout="box", cookie_domain=".shop.test", revision=3)
     boxed.update(consent_max_age_days=30, policy_url="https://www.shop.test/datenschutz")
-    with (folder / "boxed.yaml").open("w", encoding="utf-8") as file:
-        yaml.dump(boxed, file)
+    write_document(folder / "boxed.yaml", boxed)
     return folder
 
 
 @pytest.fixture(scope="session")
 def embedding_site() -> Iterator[EmbeddingSite]:
-    server = EmbeddingSite()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving(EmbeddingSite()) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
@@ -85,12 +63,8 @@ def secure_site(embedding_site: EmbeddingSite, tmp_path_factory: pytest.TempPath
     )  # fmt: skip
     tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     tls.load_cert_chain(certificate, key)
-    server = EmbeddingSite(tls, plain=embedding_site)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving(EmbeddingSite(tls, plain=embedding_site)) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
@@ -99,49 +73,29 @@ def service(
 ) -> Iterator[Service]:
     """gunicorn serving the service on its own port, after the migrations."""
     folder = tmp_path_factory.mktemp("service")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    origins = [embedding_site.origin(), embedding_site.origin("www.shop.test"), secure_site.origin(), url]
     database = folder / "consent.db"
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "CONSENT_BIND": f"127.0.0.1:{port}",
-        "CONSENT_WORKERS": "2",
-        "CONSENT_DATABASE_URL": f"sqlite:///{database}",
-        "CONSENT_SECRET_KEY": "browser-test-secret",
-        "CONSENT_ADMIN_TOKENS": ADMIN_TOKEN,
-        "CONSENT_INVENTORY": str(_inventory(folder / "inventory", origins)),
-    }
-    migrate = [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"]
-    subprocess.run(migrate, cwd=ROOT, env=env, check=True, capture_output=True, timeout=60)
-    log = (folder / "gunicorn.log").open("w")
-    command = [sys.executable, "-m", "gunicorn", "wsgi:app"]
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/healthz", timeout=1):
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the service did not start:\n" + (folder / "gunicorn.log").read_text()) from None
-                time.sleep(0.1)
-        yield Service(url, database)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        log.close()
+    migrate(f"sqlite:///{database}")
+    live = LiveService(
+        f"sqlite:///{database}",
+        workers=2,
+        env={"CONSENT_ADMIN_TOKENS": ADMIN_TOKEN, "CONSENT_RATELIMIT_ENABLED": "true"},
+    )
+    origins = [embedding_site.origin(), embedding_site.origin("www.shop.test"), secure_site.origin(), live.base]
+    live.env["CONSENT_INVENTORY"] = str(_inventory(folder / "inventory", origins))
+    with live:
+        yield Service(live.base, database)
+
+
+@pytest.fixture(scope="session")
+def viewport() -> dict[str, int]:
+    """The browser window of every test here; a folder's conftest may choose another."""
+    return {"width": 1280, "height": 800}
 
 
 @pytest.fixture
-def context(browser: Browser) -> Iterator[BrowserContext]:
-    fresh = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-GB")
+def context(browser: Browser, viewport: dict[str, int]) -> Iterator[BrowserContext]:
+    """A fresh visitor: no cookies, no storage."""
+    fresh = browser.new_context(viewport=viewport, locale="en-GB", accept_downloads=True)
     fresh.set_default_timeout(10_000)
     yield fresh
     fresh.close()

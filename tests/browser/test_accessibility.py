@@ -6,8 +6,7 @@ from typing import Any
 
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.conftest import AXE
-from tests.browser.visitor import Shop
+from tests.support.browser import AXE, Shop
 
 OPENER = '<main><h1>Shop</h1><button type="button" data-consent-open>Cookie settings</button></main>'
 DEEP_FOCUS = """() => { let a = document.activeElement;

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from playwright.sync_api import expect
 
-from tests.browser.visitor import Shop
+from tests.support.browser import Shop
 
 NONCE = "r4nd0m-n0nce"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.browser.visitor import Shop
+from tests.support.browser import Shop
 
 NONCE = "gtag-n0nce"
 GTAG_FIRST = (

@@ -11,7 +11,7 @@ from typing import Any
 
 from playwright.sync_api import Browser, expect
 
-from tests.browser.visitor import Shop
+from tests.support.browser import Shop
 
 EMBEDDING = Path(__file__).resolve().parents[2] / "docs" / "embedding.md"
 
@@ -30,6 +30,18 @@ def readme_read_consent() -> Callable[[str | None, int], dict[str, bool] | None]
     namespace: dict[str, Any] = {}
     exec(code.group(1), namespace)  # noqa: S102 (the project's own documentation)
     return namespace["read_consent"]  # type: ignore[no-any-return]
+
+
+def accepted(shop: Shop) -> tuple[dict[str, Any], dict[str, str]]:
+    """A visitor who clicked Accept all: their consent cookie and its fields, once the receipt is in."""
+    shop.visit()
+    shop.click("accept")
+    shop.page.wait_for_function("() => consent.receipt !== null")
+    cookie = shop.cookie()
+    assert cookie is not None
+    fields = parse_consent_cookie(cookie["value"])
+    assert fields is not None
+    return cookie, fields
 
 
 def _set_cookies(shop: Shop, *cookies: str) -> None:
@@ -110,13 +122,7 @@ def test_visitor_is_asked_again_when_the_revision_changes_and_keeps_their_consen
 
 
 def test_visitor_is_asked_again_after_consent_max_age_days(shop: Shop) -> None:
-    shop.visit()
-    shop.click("accept")
-    shop.page.wait_for_function("() => consent.receipt !== null")
-    cookie = shop.cookie()
-    assert cookie is not None
-    fields = parse_consent_cookie(cookie["value"])
-    assert fields is not None
+    cookie, fields = accepted(shop)
     old = (datetime.now(UTC) - timedelta(days=181)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     _set_cookies(shop, "consent=" + cookie["value"].replace(fields["given"], old) + "; Path=/")
     shop.visit()
@@ -150,13 +156,7 @@ def test_withdrawal_deletes_matching_cookies_on_host_and_parent_domain(shop: Sho
 
 
 def test_a_refused_receipt_starts_a_new_consent_history(shop: Shop) -> None:
-    shop.visit()
-    shop.click("accept")
-    shop.page.wait_for_function("() => consent.receipt !== null")
-    cookie = shop.cookie()
-    assert cookie is not None
-    fields = parse_consent_cookie(cookie["value"])
-    assert fields is not None
+    cookie, fields = accepted(shop)
     _set_cookies(shop, "consent=" + cookie["value"].replace(fields["receipt"], "forged") + "; Path=/")
     shop.visit()
     shop.page.evaluate("consent.withdraw()")

@@ -6,7 +6,7 @@ import json
 
 from playwright.sync_api import expect
 
-from tests.browser.visitor import Shop
+from tests.support.browser import Shop
 
 QUEUE = "consent.pending.demo"
 

@@ -6,9 +6,7 @@ from typing import Any
 
 from playwright.sync_api import Page, expect
 
-LAYOUT_SHIFT = """window.__shift = 0; new PerformanceObserver(list => {
-    for (const e of list.getEntries()) if (!e.hadRecentInput) window.__shift += e.value;
-}).observe({type: 'layout-shift', buffered: true});"""
+from tests.support.browser import LAYOUT_SHIFT
 
 
 def test_demo_shop_runs_its_trackers_only_after_consent_and_deletes_their_cookies_on_withdrawal(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from playwright.sync_api import expect
 
-from tests.browser.visitor import Shop
+from tests.support.browser import Shop
 
 FRAME = (
     '<main><h1>Video</h1><iframe data-consent="functional" data-provider="ClayTube" width="400" height="200"'

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.test_demo_page import LAYOUT_SHIFT
+from tests.support.browser import LAYOUT_SHIFT
 
 VIEWPORTS = [{"width": 1280, "height": 1024}, {"width": 412, "height": 823}]
 # The page's own focusable elements, also inside other shadow roots (the video placeholder), never the banner's.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from playwright.sync_api import expect
 
-from tests.browser.visitor import Shop
+from tests.support.browser import Shop
 
 LISTEN = """() => { window.seen = []; consent.on('change', c => window.seen.push(['on', c]));
     document.addEventListener('consent:change', e => window.seen.push(['event', e.detail])); }"""

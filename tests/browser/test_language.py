@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, expect
 
-from tests.browser.visitor import Shop
+from tests.support.browser import Shop
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from playwright.sync_api import expect
 
-from tests.browser.visitor import Shop
+from tests.support.browser import Shop
 
 LINKS = (
     '<main><h1>Shop</h1><a href="#" data-consent-open>Cookie settings</a> '

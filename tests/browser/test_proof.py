@@ -10,7 +10,7 @@ import urllib.request
 from playwright.sync_api import expect
 
 from consent.ledger.signing import RECORD, TREE_HEAD, PublicKey, check, parse_keys
-from tests.browser.visitor import Shop
+from tests.support.browser import Shop
 
 EVENT_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 PROOF_KEY = "consent.proof.demo"

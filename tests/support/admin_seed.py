@@ -1,7 +1,8 @@
-"""Consent records written straight into the log at chosen times, for statistics and dashboard tests."""
+"""Records written straight into the log at chosen times, and the dashboard's login form, for dashboard tests."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from typing import Any
@@ -10,6 +11,15 @@ from flask import Flask
 from sqlalchemy import insert
 
 from consent.store.models import ConsentRecord, db
+
+PASSWORD = "correct horse battery"
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def csrf_token(client, path="/admin/login"):
+    match = CSRF.search(client.get(path).get_data(as_text=True))
+    assert match, "the page has no CSRF token"
+    return match.group(1)
 
 
 def record(

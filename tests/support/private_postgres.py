@@ -18,7 +18,8 @@ import tempfile
 from pathlib import Path
 
 import psycopg
-from live_service import free_port
+
+from tests.support.ports import free_port
 
 SERVER_USER = os.environ.get("CONSENT_TEST_POSTGRES_USER", "postgres")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from playwright.sync_api import Page, expect
 
-from tests.browser_declaration.live import Service
+from tests.support.declaration import Service
 
 
 def test_visitor_switches_language_and_reads_the_tables(page: Page, service: Service) -> None:

@@ -17,7 +17,7 @@ from consent import create_app
 from consent.ledger.keys import generate_pem, write_private
 from consent.store.models import db
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ADMIN_TOKEN = "test-admin-token"
 LEDGER_KEY = Path(tempfile.mkdtemp(prefix="consent-test-")) / "ledger-key.pem"
 write_private(LEDGER_KEY, generate_pem())

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
-from tests.browser_declaration.live import PageServer, Service, privacy_page
+from tests.support.declaration import PageServer, Service, privacy_page
 
 OPTIONAL = ("functional", "analytics", "advertising")
 

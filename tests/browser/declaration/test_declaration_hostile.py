@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser_declaration.live import PageServer, Service, privacy_page, start_service, stop_service
+from tests.support.declaration import PageServer, Service, privacy_page, start_service
 
 INVENTORY = Path(__file__).parent / "hostile.yaml"
 SITE_NAME = "<script>window.__pwned = 'name'</script><img src=x onerror=\"window.__pwned = 'name-img'\">"
@@ -23,7 +23,7 @@ TITLE = "<img src=x onerror=\"window.__pwned = 'title'\">Cookies"
 def hostile(pages: PageServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     running = start_service(INVENTORY, pages.origin, tmp_path_factory.mktemp("hostile"))
     yield running
-    stop_service(running.process)
+    running.stop()
 
 
 def assert_inert(page: Page) -> None:

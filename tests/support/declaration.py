@@ -7,37 +7,19 @@ server on another port, so that every call from the widget is cross-origin.
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import socket
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import pytest
-from flask_migrate import upgrade
-from ruamel.yaml import YAML
-
-from consent import create_app
-from consent.store.models import db
+from tests.support.inventory import write_site
+from tests.support.live import LiveService, migrate
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_TOKEN = "browser-admin-token"
-START_TIMEOUT = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class PageServer:
@@ -83,7 +65,10 @@ class Service:
     url: str
     database: Path
     site: str
-    process: subprocess.Popen[bytes] = field(repr=False)
+    live: LiveService = field(repr=False)
+
+    def stop(self) -> None:
+        self.live.stop()
 
     def records(self, consent_id: str | None = None) -> list[dict[str, Any]]:
         """Records of the log, oldest first (only those of ``consent_id`` if given)."""
@@ -107,72 +92,24 @@ class Service:
             time.sleep(0.1)
 
 
-def write_inventory(source: Path, target: Path, origin: str) -> str:
-    """Copy an inventory, its origins replaced by ``origin``; return its site key."""
-    yaml = YAML(typ="rt")
-    document = yaml.load(source.read_text(encoding="utf-8"))
-    document["origins"] = [origin]
-    with target.open("w", encoding="utf-8") as out:
-        yaml.dump(document, out)
-    return str(document["site"])
-
-
-def _wait_until_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the service exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(url + "/readyz", timeout=1) as response:
-                if json.load(response) == {"status": "ready"}:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    pytest.fail(f"the service was not ready within {START_TIMEOUT} s:\n{log.read_text()}")
-
-
 def start_service(inventory: Path, origin: str, folder: Path) -> Service:
     """Migrate a fresh SQLite log, then run the service under gunicorn on a free port."""
     folder.mkdir(parents=True, exist_ok=True)
-    site = write_inventory(inventory, folder / "cookies.yaml", origin)
+    site = write_site(folder / "cookies.yaml", inventory, origins=[origin])
     database = folder / "consent.db"
-    config = {
-        "BIND": f"127.0.0.1:{free_port()}",
-        "WORKERS": "2",
-        "DATABASE_URL": f"sqlite:///{database}",
-        "SECRET_KEY": "browser-test-secret",
-        "ADMIN_TOKENS": ADMIN_TOKEN,
-        "INVENTORY": str(folder / "cookies.yaml"),
-        "LEDGER_KEY_FILE": os.environ["CONSENT_LEDGER_KEY_FILE"],  # the run's key (tests/service_config.py)
-    }
-    app = create_app({key: value for key, value in config.items() if key not in ("BIND", "WORKERS")})
-    with app.app_context():
-        upgrade()
-        db.engine.dispose()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "CONSENT_ACCESS_LOG": "-"}
-    env.update({f"CONSENT_{key}": value for key, value in config.items()})
-    log = folder / "service.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "wsgi:app"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-    url = f"http://{config['BIND']}"
-    try:
-        _wait_until_ready(url, process, log)
-    except BaseException:
-        stop_service(process)
-        raise
-    return Service(url=url, database=database, site=site, process=process)
-
-
-def stop_service(process: subprocess.Popen[bytes]) -> None:
-    """Stop gunicorn at once (SIGQUIT: no graceful wait for idle workers)."""
-    process.send_signal(signal.SIGQUIT)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=5)
+    database_url = f"sqlite:///{database}"
+    migrate(database_url)
+    live = LiveService(
+        database_url,
+        workers=2,
+        env={
+            "CONSENT_ADMIN_TOKENS": ADMIN_TOKEN,
+            "CONSENT_INVENTORY": str(folder / "cookies.yaml"),
+            "CONSENT_RATELIMIT_ENABLED": "true",
+        },
+    )
+    live.__enter__()
+    return Service(url=live.base, database=database, site=site, live=live)
 
 
 SITE_CSS = "body { font-family: Georgia, serif; color: rgb(20, 40, 60); background: rgb(250, 245, 235); }"

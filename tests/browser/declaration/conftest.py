@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page
 
-from tests.browser_declaration.live import ROOT, PageServer, Service, start_service, stop_service
+from tests.support.declaration import ROOT, PageServer, Service, start_service
 
 
 @pytest.fixture(scope="session")
@@ -26,18 +25,4 @@ def service(pages: PageServer, tmp_path_factory: pytest.TempPathFactory) -> Iter
     """The live service with the demo inventory, its origins set to the pages' origin."""
     running = start_service(ROOT / "cookies.yaml", pages.origin, tmp_path_factory.mktemp("service"))
     yield running
-    stop_service(running.process)
-
-
-@pytest.fixture
-def context(browser: Browser) -> Iterator[BrowserContext]:
-    """A fresh visitor: no cookies, no storage."""
-    fresh = browser.new_context(accept_downloads=True, locale="en-GB")
-    fresh.set_default_timeout(10000)
-    yield fresh
-    fresh.close()
-
-
-@pytest.fixture
-def page(context: BrowserContext) -> Page:
-    return context.new_page()
+    running.stop()

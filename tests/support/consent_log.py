@@ -11,7 +11,7 @@ from typing import Any
 from click.testing import Result
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import insert, select, text
+from sqlalchemy import func, insert, select, text
 
 from consent.cli import cli
 from consent.ledger.canonical import HASHED_FIELDS, record_hash
@@ -19,6 +19,9 @@ from consent.store.models import ConsentRecord, db
 
 ORIGIN = "http://localhost:8000"
 FINDING = re.compile(r"^(\w+)\s+record (\d+)\s+consent ID (\S+)", re.MULTILINE)
+
+API_ORIGIN = {"Origin": "http://localhost:8000"}
+CONSENTS_URL = "/api/v1/sites/demo/consents"
 
 
 def choice(**body: Any) -> dict[str, Any]:
@@ -106,3 +109,13 @@ def insert_records(app: Flask, moments: list[datetime], **values: Any) -> list[i
             ids.append(db.session.execute(insert(ConsentRecord).values(row).returning(ConsentRecord.id)).scalar_one())
         db.session.commit()
     return ids
+
+
+def rows(app) -> list[ConsentRecord]:
+    with app.app_context():
+        return list(db.session.scalars(select(ConsentRecord).order_by(ConsentRecord.id)))
+
+
+def count(app) -> int:
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(ConsentRecord))

@@ -5,15 +5,25 @@ from __future__ import annotations
 import json
 import sqlite3
 import ssl
+import threading
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from playwright.sync_api import Locator, Page
 
 ADMIN_TOKEN = "browser-test-admin-token"
+
+ROOT = Path(__file__).resolve().parents[2]
+AXE = ROOT / ".cache" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+# Sums the layout shifts a page makes without input, into window.__shift.
+LAYOUT_SHIFT = """window.__shift = 0; new PerformanceObserver(list => {
+    for (const e of list.getEntries()) if (!e.hadRecentInput) window.__shift += e.value;
+}).observe({type: 'layout-shift', buffered: true});"""
 
 
 class EmbeddingSite(ThreadingHTTPServer):
@@ -72,18 +82,6 @@ class Service:
     def __init__(self, url: str, database: Path) -> None:
         self.url = url
         self.database = database
-
-    def stored_same_site(self, name: str = "consent") -> str | None:
-        """The SameSite attribute the cookie was set with, as Chromium stores it (None when absent).
-
-        ``context.cookies()`` reports a missing attribute as Chromium's default, "Lax"; the DevTools protocol does not.
-        """
-        session = self.page.context.new_cdp_session(self.page)
-        try:
-            cookies = session.send("Network.getCookies")["cookies"]
-        finally:
-            session.detach()
-        return next((c.get("sameSite") for c in cookies if c["name"] == name), None)
 
     def records(self, site: str = "demo") -> list[dict[str, Any]]:
         """Every record of ``site`` in the log, oldest first."""
@@ -198,3 +196,19 @@ class Shop:
             if len(records) >= count or time.monotonic() > deadline:
                 return records
             time.sleep(0.05)
+
+
+AnyServer = TypeVar("AnyServer", bound=ThreadingHTTPServer)
+
+
+@contextmanager
+def serving(server: AnyServer) -> Iterator[AnyServer]:
+    """Run a page server in a thread for the block, then shut it down."""
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,20 +25,14 @@ from sqlalchemy import select
 
 from consent import create_app
 from consent.store.models import ConsentRecord, db
+from tests.support.ports import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SECRET_KEY = "live-test-secret-key"
 ADMIN_TOKEN = "live-test-admin-token"
 # gunicorn 25.1+ opens a control socket at one path per user by default; instances
 # started side by side would take it from one another.
 NO_CONTROL_SOCKET = ["--no-control-socket"] if any(s.name == "control_socket_disable" for s in KNOWN_SETTINGS) else []
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _app_config(database_url: str) -> dict[str, object]:
@@ -51,6 +44,23 @@ def _app_config(database_url: str) -> dict[str, object]:
         # The run's key (tests/conftest.py), which the services started here inherit too.
         "LEDGER_KEY_FILE": os.environ["CONSENT_LEDGER_KEY_FILE"],
     }
+
+
+def wait_until_ready(base: str, process: subprocess.Popen[str], timeout: float = 60) -> None:
+    """Wait until ``base/readyz`` answers 200; fail with what the server wrote if it exits or takes too long."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/readyz", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            _, written = process.communicate(timeout=10)
+            raise AssertionError(f"the server at {base} was not ready (exit {process.returncode}):\n{written}")
+        time.sleep(0.2)
 
 
 def migrate(database_url: str) -> None:
@@ -72,9 +82,13 @@ def stored_event_ids(database_url: str) -> Counter[str]:
 
 
 class LiveService:
-    """``gunicorn wsgi:app`` from the project root with the given database and number of workers."""
+    """``gunicorn wsgi:app`` from the project root with the given database and number of workers.
 
-    def __init__(self, database_url: str, workers: int = 4) -> None:
+    ``env`` sets or overrides ``CONSENT_*`` variables (an inventory, rate limits
+    back on, an access log); the migrations are the caller's (``migrate``).
+    """
+
+    def __init__(self, database_url: str, workers: int = 4, *, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.workers = workers
@@ -93,6 +107,7 @@ class LiveService:
             "CONSENT_ACCESS_LOG": "",
             # Thousands of posts from one address in seconds are the point here, not abuse.
             "CONSENT_RATELIMIT_ENABLED": "false",
+            **(env or {}),
         }
         self.process: subprocess.Popen[str] | None = None
         self._final_stderr: str | None = None
@@ -116,6 +131,13 @@ class LiveService:
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
         self.stop()
+
+    def command(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        """A ``consent`` command run with this service's environment (``admin create``, say)."""
+        return subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "wsgi", *args],
+            cwd=ROOT, env=self.env, input=stdin, text=True, check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
 
     def _wait_until_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
