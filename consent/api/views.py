@@ -6,17 +6,17 @@ from typing import Any
 
 from flask import Blueprint, Flask, jsonify, request
 from flask.typing import ResponseReturnValue
-from marshmallow import ValidationError
 
 from consent.inventory.sites import get_site
 from consent.inventory.texts import CATEGORIES
 from consent.log.history import records_of
-from consent.log.recording import CONSENT_SCHEMA, check_receipt, record_consent
+from consent.log.recording import CONSENT_SCHEMA, record_consent
+from consent.log.tokens import check_receipt
 from consent.store.database import remember_inventory
 from consent.store.models import ConsentRecord
 from consent.timestamps import iso
 from consent.web.auth import is_admin
-from consent.web.bodies import json_body
+from consent.web.bodies import load_body
 from consent.web.cors import allow_origin, cors_headers, preflight
 from consent.web.errors import ApiError
 from consent.web.limits import client_network, limited, site_key
@@ -46,10 +46,7 @@ def create_consent(site: str) -> ResponseReturnValue:
     allow_origin(current, admin_may_omit=False)
     if request.method == "OPTIONS":
         return preflight("POST", "Content-Type")
-    try:
-        data = CONSENT_SCHEMA.load(json_body())
-    except ValidationError as error:
-        raise ApiError(422, "invalid consent record", error.normalized_messages()) from error
+    data = load_body(CONSENT_SCHEMA, "consent record")
     remember_inventory(current)
     body, created = record_consent(current, data, request.remote_addr, request.user_agent.string)
     return body, 201 if created else 200

@@ -28,9 +28,8 @@ from consent.inventory.sites import CONSENT_COOKIE, Site, get_site, sites
 from consent.store.database import dialect_insert
 from consent.store.models import UndeclaredCookie, db
 from consent.timestamps import utcnow
-from consent.web.bodies import json_body
+from consent.web.bodies import load_body
 from consent.web.cors import allow_origin, cors_headers, preflight
-from consent.web.errors import ApiError
 from consent.web.limits import client_network, limited, site_key
 
 # RFC 6265: a cookie name is a token, any visible ASCII but separators.
@@ -128,10 +127,7 @@ def report_undeclared(site: str) -> ResponseReturnValue:
     allow_origin(current, admin_may_omit=False)
     if request.method == "OPTIONS":
         return preflight("POST", "Content-Type")
-    try:
-        data = REPORT_SCHEMA.load(json_body())
-    except ValidationError as error:
-        raise ApiError(422, "invalid undeclared-cookie report", error.normalized_messages()) from error
+    data = load_body(REPORT_SCHEMA, "undeclared-cookie report")
     kept = record_report(current, data["names"], data["page_path"])
     return {"kept": kept}, 202
 

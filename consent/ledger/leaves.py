@@ -49,9 +49,9 @@ def label_text(raw: bytes, fingerprint: bytes) -> str | None:
     return consent_id if subject(consent_id) == fingerprint else None
 
 
-def pack_leaf(record_id: int, recorded_at: datetime, consent_id: str, record_hash: str) -> bytes:
-    """The leaf of one record."""
-    return LEAF.pack(record_id, epoch_ms(recorded_at), subject(consent_id), bytes.fromhex(record_hash))
+def pack_leaf(record_id: int, recorded_at: datetime, consent_id: str, digest: bytes) -> bytes:
+    """The leaf of one record: its id, time, consent fingerprint and the 32 bytes of its record_hash."""
+    return LEAF.pack(record_id, epoch_ms(recorded_at), subject(consent_id), digest)
 
 
 def unpack_leaves(leaves: bytes) -> list[tuple[int, int, bytes, bytes]]:

@@ -25,10 +25,10 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from consent.inventory.sites import sites
 from consent.ledger import heads, seals, tiles
-from consent.ledger.leaves import LEAF, label, subject
+from consent.ledger.leaves import label, pack_leaf
 from consent.ledger.tiles import StoredTree
 from consent.store.models import ConsentRecord, LedgerHead, LedgerSeal, db
-from consent.timestamps import epoch_ms, utcnow
+from consent.timestamps import utcnow
 
 MAX_LEAVES = 10_000
 
@@ -98,7 +98,7 @@ def _seal_once(site: str, horizon: int) -> tuple[int, bool, LedgerHead | None] |
             last_at=max(row.recorded_at for row in rows),
             sealed_at=now,
             leaves=b"".join(
-                LEAF.pack(row.id, epoch_ms(row.recorded_at), subject(row.consent_id), digest)
+                pack_leaf(row.id, row.recorded_at, row.consent_id, digest)
                 for row, digest in zip(rows, hashes, strict=True)
             ),
             labels=b"".join(label(row.consent_id) for row in rows),

@@ -19,7 +19,7 @@ from consent.inventory.sites import get_site
 from consent.ledger import heads, tree
 from consent.ledger.leaves import LEAF, leaf_hashes
 from consent.ledger.tiles import BITS, WIDTH, StoredTree
-from consent.log.recording import check_receipt
+from consent.log.tokens import check_receipt
 from consent.store.models import ConsentRecord, LedgerHead, LedgerSeal, db
 from consent.web.auth import is_admin
 from consent.web.cors import allow_origin, cors_headers, preflight

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import re
 import uuid
 from functools import lru_cache
@@ -10,9 +9,6 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from flask import current_app
-from itsdangerous import BadSignature, Serializer, URLSafeSerializer
-from itsdangerous.encoding import base64_encode
-from itsdangerous.signer import HMACAlgorithm
 from marshmallow import Schema, ValidationError, fields, post_load, validate
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import DBAPIError
@@ -24,6 +20,7 @@ from consent.ledger.canonical import record_hash
 from consent.ledger.keys import private_key
 from consent.ledger.signing import RECORD, sign
 from consent.log import partitions
+from consent.log.tokens import check_receipt, make_receipt
 from consent.store.database import PreparedInsert, dialect_insert
 from consent.store.models import ConsentEventKey, ConsentRecord, InventoryVersion, db
 from consent.timestamps import iso, to_ms, utcnow
@@ -191,58 +188,6 @@ def clean_page_url(url: str) -> str:
     host = parts.netloc.rpartition("@")[2]
     path = PATH_PARAMETERS.sub("", parts.path) if ";" in parts.path else parts.path
     return urlunsplit((parts.scheme, host, path, "", ""))
-
-
-class ReceiptSerializer(URLSafeSerializer):
-    """itsdangerous' URL-safe serializer without its zlib attempt.
-
-    A receipt is a UUID, a hex digest and a number: compressing it saves a few
-    bytes and costs as much CPU as signing. Compressed receipts still load.
-    """
-
-    def dump_payload(self, obj: Any) -> bytes:
-        return base64_encode(Serializer.dump_payload(self, obj))
-
-
-class OneShotHMAC(HMACAlgorithm):
-    """HMAC-SHA1 as itsdangerous signs by default, computed by OpenSSL in one call.
-
-    itsdangerous passes hashlib's constructor to ``hmac.new``, which then
-    builds the MAC in Python; ``hmac.digest`` gives the same bytes.
-    """
-
-    def get_signature(self, key: bytes, value: bytes) -> bytes:
-        return hmac.digest(key, value, "sha1")
-
-
-@lru_cache(maxsize=8)
-def _receipt_signer(key: str | bytes) -> URLSafeSerializer:
-    return ReceiptSerializer(key, salt="consent-receipt", signer_kwargs={"algorithm": OneShotHMAC()})
-
-
-def receipt_signer() -> URLSafeSerializer:
-    """The one signer for consent receipts (its own salt, key from configuration), made once per key."""
-    return _receipt_signer(current_app.config["SECRET_KEY"])
-
-
-def make_receipt(site: str, consent_id: str) -> str:
-    """The visitor's access token: it lets the browser that holds it add to and read ``consent_id``'s history."""
-    return receipt_signer().dumps([site, consent_id])
-
-
-def check_receipt(site: str, consent_id: str, receipt: str | None) -> None:
-    """403 unless ``receipt`` is an access token issued for ``consent_id`` on ``site``.
-
-    Tokens issued before the proof was split off carried four values; their first two still count.
-    """
-    if not receipt:
-        raise ApiError(403, "a receipt is required for this consent ID")
-    try:
-        payload = receipt_signer().loads(receipt)
-    except BadSignature as error:
-        raise ApiError(403, "the receipt is not valid") from error
-    if not isinstance(payload, list) or len(payload) not in (2, 4) or payload[:2] != [site, consent_id]:
-        raise ApiError(403, "the receipt was not issued for this consent ID")
 
 
 def _shown_hash(site: Site, revision: int) -> str:

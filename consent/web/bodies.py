@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from flask import request
+from marshmallow import Schema, ValidationError
 
 from consent.web.errors import ApiError
 
@@ -68,3 +69,12 @@ def json_body() -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ApiError(400, "the body must be a JSON object")
     return body
+
+
+def load_body(schema: Schema, what: str) -> dict[str, Any]:
+    """The body as ``schema`` loads it; 422 naming each invalid field of ``what``."""
+    try:
+        loaded: dict[str, Any] = schema.load(json_body())
+    except ValidationError as error:
+        raise ApiError(422, f"invalid {what}", error.normalized_messages()) from error
+    return loaded

@@ -120,16 +120,7 @@ class RateLimits:
 
     def refuse_if_reached(self, rules: tuple[Rule, ...]) -> None:
         """429 with ``Retry-After`` if any rule's limit is already reached; counts nothing."""
-        for setting, key_of in rules:
-            item = self.item(str(current_app.config[setting]))
-            identifiers = (self.prefix, setting, key_of())
-            try:
-                allowed = self.strategy.test(item, *identifiers)
-            except Exception as error:  # noqa: BLE001 - any storage failure lets the request pass
-                self._logger.warning("rate limit storage unavailable: %s", type(error).__name__)
-                return
-            if not allowed:
-                self._refuse(item, identifiers)
+        self._enforce(rules, counting=False)
 
     def count(self, rules: tuple[Rule, ...]) -> None:
         """Count one event under each rule, without refusing anything."""
@@ -146,11 +137,14 @@ class RateLimits:
 
     def hit(self, rules: tuple[Rule, ...]) -> None:
         """Count this request under each rule; 429 with ``Retry-After`` if any limit is reached."""
+        self._enforce(rules, counting=True)
+
+    def _enforce(self, rules: tuple[Rule, ...], *, counting: bool) -> None:
         for setting, key_of in rules:
             item = self.item(str(current_app.config[setting]))
             identifiers = (self.prefix, setting, key_of())
             try:
-                allowed = self.strategy.hit(item, *identifiers)
+                allowed = (self.strategy.hit if counting else self.strategy.test)(item, *identifiers)
             except Exception as error:  # noqa: BLE001 - any storage failure lets the request pass
                 self._logger.warning("rate limit storage unavailable: %s", type(error).__name__)
                 return
