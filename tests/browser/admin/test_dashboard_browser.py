@@ -6,11 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from playwright.sync_api import Page, expect
-from tests.support.dashboard import USERNAME, Dashboard, log_in
 
 from consent import create_app
 from consent.store.models import db
 from tests.support.admin_seed import record, seed
+from tests.support.dashboard import USERNAME, Dashboard, log_in
 
 VISITOR = "5c6d7e8f-1a2b-4c3d-8e9f-0a1b2c3d4e5f"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from playwright.sync_api import Page, Request, expect
+
 from tests.support.dashboard import Dashboard, ShopPages, log_in
 
 REPORT = "/api/v1/sites/demo/undeclared"
