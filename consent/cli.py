@@ -56,6 +56,8 @@ def serve_command(bind: str) -> None:
         # The other commands then work on this demo without CONSENT_DEMO (see _demo_here).
         (Path(app.instance_path) / DEMO_MARKER).touch()
     os.environ["CONSENT_BIND"] = bind
+    # The workers find the same folder whatever directory they start in.
+    os.environ["CONSENT_INSTANCE"] = app.instance_path
     if not INSTALLED:
         os.chdir(ROOT)  # a checkout: inventory and instance/ as the project root has them
     # gunicorn of this interpreter (a venv's own), with the service's settings and app.

@@ -18,7 +18,7 @@ from consent.inventory.expiry import parse_expiry
 from consent.inventory.texts import BANNER_TEXTS
 from consent.store.models import InventoryVersion, db
 
-HOSTILE_INVENTORY = Path(__file__).parent / "browser_declaration" / "hostile.yaml"
+HOSTILE_INVENTORY = Path(__file__).parent / "support" / "hostile.yaml"
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 
 

@@ -10,7 +10,7 @@ from playwright.sync_api import Page, expect
 
 from tests.support.declaration import PageServer, Service, privacy_page, start_service
 
-INVENTORY = Path(__file__).parent / "hostile.yaml"
+INVENTORY = Path(__file__).resolve().parents[2] / "support" / "hostile.yaml"
 SITE_NAME = "<script>window.__pwned = 'name'</script><img src=x onerror=\"window.__pwned = 'name-img'\">"
 LABEL = "<script>window.__pwned = 'label'</script>Necessary"
 DESCRIPTION = "<img src=x onerror=\"window.__pwned = 'description'\">Always on."
