@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import delete
 
 from consent.inventory.sites import sites
-from consent.store.models import InventoryVersion, db
+from consent.store.models import ConsentRecord, InventoryVersion, db
 from tests.support.consent_log import API_ORIGIN as ORIGIN
 from tests.support.consent_log import CONSENTS_URL as URL
 from tests.support.consent_log import count, rows
@@ -114,6 +115,19 @@ def test_racing_replays_write_one_row(app):
     for _, answer in answers:
         answer["proof"].pop("head")
     assert len({json.dumps(answer, sort_keys=True) for _, answer in answers}) == 1
+    assert count(app) == 1
+
+
+def test_recording_leaves_its_pooled_connection_transactional(make_app):
+    # Recording runs its one statement in autocommit on PostgreSQL; the connection
+    # it used must go back to the pool transactional, or a later unit of work on
+    # it (an erasure, a purge) would commit statement by statement.
+    app = make_app(SQLALCHEMY_ENGINE_OPTIONS={"pool_size": 1, "max_overflow": 0, "hide_parameters": True})
+    client = app.test_client()
+    assert client.post(URL, json=body(), headers=ORIGIN).status_code == 201
+    with app.app_context():
+        db.session.execute(delete(ConsentRecord))
+        db.session.rollback()
     assert count(app) == 1
 
 

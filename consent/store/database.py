@@ -97,11 +97,16 @@ class PreparedInsert:
     errors and raises its own exceptions; what is skipped is its per-execution
     machinery (cache lookup, execution context, result object), which cost
     about 10 % of recording a consent.
+
+    On PostgreSQL the statement runs in autocommit: one statement is its own
+    transaction, so it is as atomic as BEGIN, INSERT, COMMIT, in one round
+    trip to the server instead of three.
     """
 
     def __init__(self, statement: Any, engine: Engine, keys: list[str]) -> None:
         compiled = statement.compile(dialect=engine.dialect, column_keys=keys)
         self.engine = engine
+        self.autocommit = engine.dialect.name == "postgresql"
         self.sql = str(compiled)
         self.order: tuple[str, ...] | None = compiled.positiontup  # None for named parameters
         self.convert: dict[str, Any] = {}
@@ -118,13 +123,18 @@ class PreparedInsert:
     def first_column(self, values: dict[str, Any]) -> Any:
         """Run and commit; the first column of the returned row, or None if no row came back."""
         dialect = self.engine.dialect
-        raw = cursor = None
+        raw = cursor = driver = None
         try:
             raw = self.engine.raw_connection()
+            if self.autocommit:
+                driver = raw.driver_connection
+                if driver is not None:
+                    driver.autocommit = True
             cursor = raw.cursor()
             cursor.execute(self.sql, self._parameters(values))
             row = cursor.fetchone()
-            raw.commit()
+            if not self.autocommit:
+                raw.commit()
         except dialect.loaded_dbapi.Error as error:
             dropped = raw is not None and dialect.is_disconnect(error, raw.dbapi_connection, cursor)
             if dropped and raw is not None:
@@ -145,6 +155,9 @@ class PreparedInsert:
                 with contextlib.suppress(Exception):
                     cursor.close()
             if raw is not None:
+                if driver is not None:
+                    with contextlib.suppress(Exception):  # a broken connection is discarded by the pool anyway
+                        driver.autocommit = False
                 raw.close()  # back to the pool, which rolls back whatever was not committed
         return row[0] if row else None
 
