@@ -30,12 +30,13 @@ from consent.ledger.canonical import CATEGORIES
 
 OPTIONAL = CATEGORIES[1:]
 PROFILE = "https://w3id.org/dpv/schema/dpv-27560#record"
+RECEIPT_PROFILE = "https://w3id.org/dpv/schema/dpv-27560#receipt"
 OWN = "consent:record"
 GIVEN, REFUSED, WITHDRAWN = "dpv:ConsentGiven", "dpv:ConsentRefused", "dpv:ConsentWithdrawn"
 STATUSES = (GIVEN, REFUSED, WITHDRAWN)
 # Terms whose string values name things (IRIs, compact with the prefixes below), not text.
 REFERENCES = (
-    "dct:conformsTo", "dct:creator", "dpv:hasDataController", "dpv:hasRecipient", "dpv:isIndicatedBy",
+    "dct:conformsTo", "dct:creator", "dct:publisher", "dpv:hasDataController", "dpv:hasRecipient", "dpv:isIndicatedBy",
     "dpv:hasLegalBasis", "dpv:hasPersonalData", "dpv:hasProcessing", "dpv:hasLocation", "dpv:hasJurisdiction",
     "dpv:hasApplicableLaw", "dpv:hasNecessity", "skos:broader", "schema:url", "dpv:isExercisedAt",
 )  # fmt: skip
@@ -300,6 +301,21 @@ class RecordBuilder:
                 "rdf:value": f"P{version.get('consent_max_age_days', 180)}D",
             },
         }
+
+
+def receipt(builder: RecordBuilder, consent_id: str, records: list[dict[str, Any]], created: str) -> dict[str, Any]:
+    """A visitor's history as a DPV-27560 consent receipt: their records, each whole, oldest first."""
+    settings = builder.settings
+    return {
+        "@context": builder.context,
+        "@id": f"{settings.base}/api/v1/sites/{settings.site}/consents/{consent_id}",
+        "@type": "dpv:ConsentReceipt",
+        "dct:identifier": f"{settings.base}/api/v1/sites/{settings.site}/consents/{consent_id}",
+        "dct:conformsTo": RECEIPT_PROFILE,
+        "dct:created": created,
+        "dct:publisher": builder.controller_id,
+        "dpv:hasRecordOfActivity": records,
+    }
 
 
 def from_iso27560(document: dict[str, Any]) -> dict[str, Any]:

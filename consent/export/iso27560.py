@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import current_app, has_request_context
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session
 
 from consent.embed.banner import service_url
 from consent.export.dpv import RecordBuilder, Settings
@@ -42,7 +42,7 @@ def record_settings(site: Site) -> Settings:
     )
 
 
-def record_builder(site: Site, session: Session) -> RecordBuilder:
+def record_builder(site: Site, session: Session | scoped_session[Any]) -> RecordBuilder:
     """A builder of the site's records that reads each record's inventory version from ``session``."""
 
     def version_of(inventory_hash: str) -> Mapping[str, Any]:
