@@ -1,4 +1,4 @@
-"""ISO/IEC TS 27560 records in the DPV-27560 form: every record the service writes validates, with the right statuses."""
+"""ISO/IEC TS 27560 records in the DPV-27560 form: every record written validates, with the right statuses."""
 
 from __future__ import annotations
 

@@ -197,7 +197,9 @@ class RecordBuilder:
             return texts.get(language) or texts.get(default) or next(iter(texts.values()), "")
 
         cookies = version.get("cookies", [])
-        providers: dict[str, str] = {}
+        # The site itself (the provider of the banner's own cookie) is the controller, not a third party.
+        own_names = {str(name) for name in (settings.controller.get("name"), version.get("name")) if name}
+        providers: dict[str, str] = dict.fromkeys(own_names, self.controller_id)
         for cookie in cookies:
             if cookie["provider"] not in providers:
                 name, number = slug(cookie["provider"]), 2
@@ -224,7 +226,8 @@ class RecordBuilder:
                 "dct:identifier": key,
                 "dpv:hasPurpose": [purpose],
                 "dpv:hasPersonalData": PERSONAL_DATA[key],
-                "dpv:hasProcessing": ["dpv:Collect", "dpv:Store", "dpv:Use"] + (["dpv:Share"] if recipients else []),
+                "dpv:hasProcessing": ["dpv:Collect", "dpv:Store", "dpv:Use"]
+                + (["dpv:Share"] if set(recipients) - {self.controller_id} else []),
                 "dpv:hasDataController": [self.controller_id],
                 "dpv:hasStorageCondition": [
                     {"@type": ["dpv:StorageLocation"], "dpv:hasLocation": "dpv:WithinDevice"},
@@ -258,6 +261,8 @@ class RecordBuilder:
             entity["schema:url"] = controller["url"]
         entities = [entity]
         for name, identifier in providers.items():
+            if identifier == self.controller_id:
+                continue
             entities.append(
                 {"@id": identifier, "@type": ["dpv:Recipient"], "dpv:hasIdentifier": identifier, "dpv:hasName": name}
             )
