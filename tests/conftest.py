@@ -78,8 +78,12 @@ def make_app(database_url: str) -> Iterator[Callable[..., Flask]]:
 
 @pytest.fixture
 def proof_app(make_app: Callable[..., Flask]) -> Flask:
-    """An app that seals only when asked (``consent seal``), with no grace period to wait for."""
-    return make_app(SEAL_INTERVAL=0, SEAL_GRACE=0)
+    """An app that seals only when asked (``consent seal``), with no grace period to wait for.
+
+    Its public address is the test client's, so that ``consent export`` names the
+    same absolute addresses in ISO 27560 records as the export route does.
+    """
+    return make_app(SEAL_INTERVAL=0, SEAL_GRACE=0, PUBLIC_URL="http://localhost")
 
 
 @pytest.fixture

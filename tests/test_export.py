@@ -89,7 +89,7 @@ def test_jsonl_export_has_one_object_per_record_and_nothing_else(proof_app, tmp_
     assert [document["record_id"] for document in documents] == record_ids(proof_app)
 
 
-def test_iso27560_export_shapes_each_record_as_a_consent_record(proof_app, tmp_path):
+def test_iso27560_export_writes_one_dpv_consent_record_per_line(proof_app, tmp_path):
     client = proof_app.test_client()
     given = post_choice(client, action="custom", choices={"analytics": True})
     post_choice(client, action="withdraw", choices={}, consent_id=given["consent_id"], receipt=given["receipt"])
@@ -98,21 +98,36 @@ def test_iso27560_export_shapes_each_record_as_a_consent_record(proof_app, tmp_p
     lines = (tmp_path / "log.jsonl").read_text().splitlines()
     assert len(lines) == 2
     first, second = [json.loads(line) for line in lines]
-    assert first["record"]["pii_principal_id"] == given["consent_id"]
-    assert first["record"]["record_id"] == record_ids(proof_app)[0]
-    assert first["party_identification"][0] == {
-        "party_id": "controller",
-        "party_name": "Demo Shop Ltd",
-        "party_role": "PII Controller",
+    assert first["@type"] == "dpv:ConsentRecord"
+    assert first["dct:conformsTo"] == "https://w3id.org/dpv/schema/dpv-27560#record"
+    assert first["dpv:hasDataSubject"]["dct:identifier"] == given["consent_id"]
+    assert first["consent:record"]["record_id"] == record_ids(proof_app)[0]
+    assert isinstance(first["dct:identifier"], str) and first["dct:created"] == given["recorded_at"]
+    (controller,) = [e for e in first["dpv:hasEntity"] if "dpv:DataController" in e["@type"]]
+    assert controller["dpv:hasName"] == "Demo Shop Ltd" and first["dct:creator"] == controller["@id"]
+    assert controller["schema:contactPoint"][0]["schema:email"] == "privacy@shop.example"
+    statuses = {p["dct:identifier"]: p.get("dpv:hasConsentStatus") for p in first["dpv:hasProcess"]}
+    assert statuses["necessary"] is None
+    assert {key: value[0]["@type"] for key, value in statuses.items() if value} == {
+        "functional": ["dpv:ConsentRefused"],
+        "analytics": ["dpv:ConsentGiven"],
+        "advertising": ["dpv:ConsentRefused"],
     }
-    purposes = {p["purpose"]: p["consent_given"] for p in first["pii_processing"]["purposes"]}
-    assert purposes == {"necessary": True, "functional": False, "analytics": True, "advertising": False}
-    notice = first["pii_processing"]["privacy_notice"]
-    assert notice["url"] == "/s/demo/cookies" and len(notice["inventory_hash"]) == 64
-    event = first["event"][0]
-    assert event["state"] == "given" and event["validity_duration"] == "P180D"
-    assert event["event_time"] == given["recorded_at"]
-    assert second["event"][0]["state"] == "withdrawn"
+    (notice,) = first["dpv:hasNotice"]
+    assert notice["schema:url"] == "http://localhost/s/demo/cookies" and len(notice["dct:identifier"]) == 64
+    status = statuses["analytics"][0]
+    assert status["dpv:hasDuration"]["rdf:value"] == "P180D" and status["dpv:isIndicatedAtTime"] == given["recorded_at"]
+    withdrawn = [p["dpv:hasConsentStatus"][0]["@type"] for p in second["dpv:hasProcess"] if "dpv:hasConsentStatus" in p]
+    assert withdrawn == [["dpv:ConsentWithdrawn"]] * 3
+
+
+def test_iso27560_export_from_the_command_needs_the_services_address(make_app, tmp_path):
+    app = make_app(SEAL_INTERVAL=0, SEAL_GRACE=0)
+    post_choice(app.test_client())
+    seal(app)
+    result = run(app, "export", "--site", "demo", "--format", "iso27560", "-o", str(tmp_path / "log.jsonl"))
+    assert result.exit_code == 2 and "CONSENT_PUBLIC_URL" in result.output
+    assert not (tmp_path / "log.jsonl").exists() or (tmp_path / "log.jsonl").read_bytes() == b""
 
 
 @pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "'"])

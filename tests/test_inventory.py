@@ -204,3 +204,43 @@ def test_a_bad_public_address_is_refused(tmp_path, public_url):
     path = write(tmp_path, VALID.replace("revision: 3", f"revision: 3\npublic_url: '{public_url}'"))
     with pytest.raises(InventoryError, match=f"{path}:5: public_url: .* is not the service's address"):
         load_inventory(path)
+
+
+CONTROLLER = """\
+controller:
+  name: Shop Ltd
+  email: privacy@shop.example
+  address: 1 Example Street, Amsterdam
+jurisdiction: [EU, US-CA]
+"""
+
+
+def test_controller_and_jurisdiction_are_loaded_beside_the_public_inventory(tmp_path):
+    plain = load_inventory(write(tmp_path, VALID, "plain.yaml"))["shop"]
+    site = load_inventory(write(tmp_path, VALID + CONTROLLER))["shop"]
+    assert site.controller == {
+        "name": "Shop Ltd",
+        "email": "privacy@shop.example",
+        "address": "1 Example Street, Amsterdam",
+    }
+    assert site.jurisdiction == ("EU", "US-CA") and plain.jurisdiction == ("EU",)
+    assert plain.controller == {"name": "Shop Ltd"}
+    # Neither is shown to visitors as part of the inventory, so the inventory's hash stays what it was.
+    assert site.hash == plain.hash
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line", "message"),
+    [
+        ("privacy@shop.example", "privacy at shop", 7, "controller.email: Not a valid email address."),
+        ("  address:", "  fax: 123\n  address:", 8, "unknown key 'fax' in controller"),
+        ("  email: privacy@shop.example\n", "", 5, "controller.email: missing"),
+        ("US-CA", "california", 9, "jurisdiction[1]: 'california' is not a country"),
+    ],
+)
+def test_check_refuses_a_bad_controller_or_jurisdiction_with_file_and_line(tmp_path, old, new, line, message):
+    path = write(tmp_path, VALID.replace("revision: 3\n", "revision: 3\n" + CONTROLLER.replace(old, new)))
+    result = CliRunner().invoke(cli, ["check", str(path)])
+    assert result.exit_code == 1, result.output
+    assert f"{path}:{line}: {message}" in result.output, result.output
+    assert "Traceback" not in result.output

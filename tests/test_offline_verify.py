@@ -280,3 +280,32 @@ def test_unusable_input_exits_2(exported, args, message):
 def test_exit_status_table():
     assert offline.exit_status([], True) == 0
     assert offline.exit_status([], False) == 3
+
+
+@pytest.mark.parametrize("change", ["status", "page in one process", "consent id", "own field"])
+def test_a_changed_dpv_27560_record_is_named(proof_app, tmp_path, change):
+    post_choices(proof_app)
+    seal(proof_app)
+    path = tmp_path / "export.jsonl"
+    proof = export(proof_app, path, "iso27560")
+    keys = write_keys(proof_app, tmp_path / "keys.json")
+    assert verify(path, "--proof", proof, "--keys", keys).returncode == 0
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    record = json.loads(lines[2])
+    own, processes = record["consent:record"], record["dpv:hasProcess"]
+    named = (own["record_id"], record["dpv:hasDataSubject"]["dct:identifier"])
+    if change == "status":  # a refusal made to read as consent given
+        status = processes[3]["dpv:hasConsentStatus"][0]
+        assert status["@type"] == ["dpv:ConsentRefused"]
+        status["@type"] = ["dpv:ConsentGiven"]
+    elif change == "page in one process":
+        processes[2]["dpv:hasConsentStatus"][0]["dpv:isExercisedAt"] = "https://elsewhere.example/"
+    elif change == "consent id":
+        record["dpv:hasDataSubject"]["dct:identifier"] = "00000000-0000-4000-8000-000000000000"
+    else:
+        own["ip"] = "203.0.113.0"
+    path.write_text("".join([*lines[:2], json.dumps(record) + "\n", *lines[3:]]), encoding="utf-8")
+    result = verify(path, "--proof", proof, "--keys", keys)
+    assert result.returncode == 1 and "NOT INTACT" in result.stdout
+    (found,) = [f for f in findings(result.stdout) if f[0] == "changed"]
+    assert found[1] == named[0]

@@ -232,6 +232,20 @@ def error_responses(*statuses: int) -> dict[str, Any]:
     }
 
 
+# The DPV-27560 consent receipt of ``?format=iso27560`` (its records: docs/records.md).
+DPV_RECEIPT = {
+    "type": "object",
+    "required": ["@context", "@type", "dct:identifier", "dct:conformsTo", "dct:created", "dpv:hasRecordOfActivity"],
+    "properties": {
+        "@type": {"const": "dpv:ConsentReceipt"},
+        "dpv:hasRecordOfActivity": {
+            "type": "array",
+            "items": {"type": "object", "required": ["@type", "dct:identifier", "dpv:hasProcess", "consent:record"]},
+        },
+    },
+}
+
+
 def ok_response(description: str, schema: Any, status: int = 200) -> dict[str, Any]:
     return {str(status): {"description": description, "content": {"application/json": {"schema": schema}}}}
 
@@ -299,13 +313,29 @@ def build_spec() -> APISpec:
             "get": {
                 "summary": "A visitor's consent history",
                 "description": "Authorised by the visitor's receipt (X-Consent-Receipt header or ?receipt=) "
-                "or an admin token.",
+                "or an admin token. format=iso27560: the history as a W3C DPV-27560 consent receipt "
+                "(application/ld+json) holding one ISO/IEC TS 27560 consent record per choice.",
                 "parameters": [
                     {"name": "X-Consent-Receipt", "in": "header", "required": False, "schema": {"type": "string"}},
                     {"name": "receipt", "in": "query", "required": False, "schema": {"type": "string"}},
+                    {
+                        "name": "format",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "enum": ["json", "iso27560"], "default": "json"},
+                    },
                 ],
                 "security": [{}, {"admin": []}],
-                "responses": {**ok_response("History", "History"), **error_responses(401, 403, 404, 503)},
+                "responses": {
+                    "200": {
+                        "description": "History",
+                        "content": {
+                            "application/json": {"schema": "History"},
+                            "application/ld+json": {"schema": DPV_RECEIPT},
+                        },
+                    },
+                    **error_responses(401, 403, 404, 422, 503),
+                },
             }
         },
     )

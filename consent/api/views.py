@@ -7,14 +7,17 @@ from typing import Any
 from flask import Blueprint, Flask, jsonify, request
 from flask.typing import ResponseReturnValue
 
+from consent.export.dpv import receipt
+from consent.export.formats import COLUMNS, STORED
+from consent.export.iso27560 import record_builder
 from consent.inventory.sites import get_site
 from consent.inventory.texts import CATEGORIES
 from consent.log.history import records_of
 from consent.log.recording import CONSENT_SCHEMA, record_consent
 from consent.log.tokens import check_receipt
 from consent.store.database import remember_inventory
-from consent.store.models import ConsentRecord
-from consent.timestamps import iso
+from consent.store.models import ConsentRecord, db
+from consent.timestamps import iso, utcnow
 from consent.web.auth import is_admin
 from consent.web.bodies import load_body
 from consent.web.cors import allow_origin, cors_headers, preflight
@@ -70,28 +73,46 @@ def _public_record(row: ConsentRecord) -> dict[str, Any]:
     }
 
 
+def _columns(row: ConsentRecord) -> dict[str, Any]:
+    """A stored record as the export's columns (consent.export.formats), booleans as booleans."""
+    values = {name: getattr(row, STORED.get(name, name)) for name in COLUMNS}
+    values["recorded_at"] = iso(row.recorded_at)
+    return values
+
+
+HISTORY_FORMATS = ("json", "iso27560")
+
+
 @bp.route("/sites/<site>/consents/<consent_id>", methods=["GET", "OPTIONS"])
 def consent_history(site: str, consent_id: str) -> ResponseReturnValue:
-    """A visitor's own history, authorised by their receipt (header or ``?receipt=``) or an admin token."""
+    """A visitor's own history, authorised by their receipt (header or ``?receipt=``) or an admin token.
+
+    ``?format=iso27560`` gives it as a DPV-27560 consent receipt holding one ISO/IEC TS 27560 record per choice.
+    """
     current = get_site(site)
     allow_origin(current, admin_may_omit=True)
     if request.method == "OPTIONS":
         return preflight("GET", "X-Consent-Receipt")
+    fmt = request.args.get("format", "json")
+    if fmt not in HISTORY_FORMATS:
+        raise ApiError(422, "invalid parameters", {"format": [f"must be one of {', '.join(HISTORY_FORMATS)}"]})
     if not is_admin():
-        receipt = request.headers.get("X-Consent-Receipt") or request.args.get("receipt")
-        check_receipt(current.key, consent_id, receipt)
+        token = request.headers.get("X-Consent-Receipt") or request.args.get("receipt")
+        check_receipt(current.key, consent_id, token)
     rows = records_of(current.key, consent_id)
     if not rows:
         raise ApiError(404, "no records for this consent ID")
-    response = jsonify(
-        {
-            "site": current.key,
-            "consent_id": consent_id,
-            "records": [_public_record(r) for r in rows],
-        }
-    )
+    if fmt == "iso27560":
+        builder = record_builder(current, db.session)
+        response = jsonify(receipt(builder, consent_id, [builder.record(_columns(r)) for r in rows], iso(utcnow())))
+        response.mimetype = "application/ld+json"
+    else:
+        response = jsonify(
+            {"site": current.key, "consent_id": consent_id, "records": [_public_record(r) for r in rows]}
+        )
     if "receipt" in request.args:
-        response.headers["Content-Disposition"] = f'attachment; filename="consent-{consent_id}.json"'
+        extension = "jsonld" if fmt == "iso27560" else "json"
+        response.headers["Content-Disposition"] = f'attachment; filename="consent-{consent_id}.{extension}"'
     response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -1,4 +1,4 @@
-"""How exports are written: CSV and JSON Lines rows built by the database, and ISO/IEC TS 27560 records.
+"""How exports are written: CSV and JSON Lines rows built by the database (ISO 27560 records: consent.export.dpv).
 
 CSV and JSON Lines rows are formatted in SQL, so that a large export runs at
 close to the database's own CSV speed; the column order and the text of every
@@ -97,69 +97,6 @@ def sql_json_line(dialect: str) -> str:
     for name, value in zip(COLUMNS, sql_values(dialect, csv=False), strict=True):
         pairs.append(f"'{name}', " + (f"json({value})" if name in BOOLEANS else value))
     return f"json_object({', '.join(pairs)}) || {_sql_characters(dialect, chr(10))}"
-
-
-def iso27560(record: dict[str, Any], site: dict[str, Any]) -> dict[str, Any]:
-    """A record shaped as an ISO/IEC TS 27560 consent record, carrying every hashed field."""
-    granted = [c for c in CATEGORIES if record[c]]
-    return {
-        "record": {
-            "schema_version": "ISO/IEC TS 27560:2023",
-            "record_id": record["record_id"],
-            "pii_principal_id": record["consent_id"],
-        },
-        "pii_processing": {
-            "privacy_notice": {"url": site["policy_url"], "inventory_hash": record["inventory_hash"]},
-            "revision": record["revision"],
-            "language": record["language"],
-            "purposes": [
-                {
-                    "purpose": category,
-                    "lawful_basis": "legitimate interest" if category == "necessary" else "consent",
-                    "consent_given": record[category],
-                }
-                for category in CATEGORIES
-            ],
-            "pii_controllers": ["controller"],
-        },
-        "party_identification": [
-            {"party_id": "controller", "party_name": site["name"], "party_role": "PII Controller"}
-        ],
-        "event": [
-            {
-                "event_time": record["recorded_at"],
-                "validity_duration": f"P{site['consent_max_age_days']}D",
-                "type": "explicit",
-                "state": "withdrawn" if record["action"] == "withdraw" else "given",
-                "purposes_given": granted,
-                "action": record["action"],
-                "page_url": record["page_url"],
-                "ip": record["ip"],
-                "user_agent": record["user_agent"],
-                "gpc": record["gpc"],
-                "dnt": record["dnt"],
-            }
-        ],
-        "integrity": {"site": record["site"], "record_hash": record["record_hash"]},
-    }
-
-
-def from_iso27560(document: dict[str, Any]) -> dict[str, Any]:
-    """The export columns of an ISO/IEC TS 27560 record written by ``iso27560``."""
-    event = document["event"][0]
-    processing = document["pii_processing"]
-    record = {
-        "record_id": document["record"]["record_id"],
-        "consent_id": document["record"]["pii_principal_id"],
-        "recorded_at": event["event_time"],
-        "revision": processing["revision"],
-        "inventory_hash": processing["privacy_notice"]["inventory_hash"],
-        "language": processing["language"],
-        **{key: event[key] for key in ("action", "page_url", "ip", "user_agent", "gpc", "dnt")},
-        **document["integrity"],
-    }
-    record.update({purpose["purpose"]: purpose["consent_given"] for purpose in processing["purposes"]})
-    return record
 
 
 def csv_header() -> bytes:

@@ -8,7 +8,7 @@ its proof describe the same records, and a record inserted behind the
 ledger's back among them is exported (and named by the verifier).
 
 Rows are formatted by the database (see consent.export.formats); only ISO/IEC
-TS 27560 records are built in Python. PostgreSQL, inside a REPEATABLE READ
+TS 27560 records are built in Python (consent.export.dpv). PostgreSQL, inside a REPEATABLE READ
 transaction, joins the lines of each range of ids into one value
 (``string_agg``), read by two connections at once: a client that takes rows
 one at a time spends about as much CPU as the server. SQLite is read with
@@ -27,7 +27,8 @@ import psycopg
 from sqlalchemy import Connection, func, select, text
 from sqlalchemy.orm import Session
 
-from consent.export.formats import COLUMNS, iso27560, sql_csv_line, sql_json_line, sql_values
+from consent.export.dpv import RecordBuilder
+from consent.export.formats import COLUMNS, sql_csv_line, sql_json_line, sql_values
 from consent.export.proof import ExportRange, export_range, proof_chunks
 from consent.inventory.texts import CATEGORIES
 from consent.store.database import driver_connection, one_row
@@ -116,13 +117,14 @@ class ExportSource:
             self.range.last_id,
         ]
 
-    def chunks(self, fmt: str, public: dict[str, Any]) -> Iterator[tuple[bytes, int]]:
-        """The records as (bytes, how many records) chunks, oldest first."""
+    def chunks(self, fmt: str, builder: RecordBuilder | None = None) -> Iterator[tuple[bytes, int]]:
+        """The records as (bytes, how many records) chunks, oldest first; ``builder`` writes ISO 27560 records."""
         if self.range.first_id is None or self.range.last_id is None:
             return
         if fmt == "iso27560":
+            assert builder is not None, "ISO 27560 records need a RecordBuilder"
             for record in self._records():
-                line = json.dumps(iso27560(record, public), separators=(",", ":"), ensure_ascii=False) + "\n"
+                line = json.dumps(builder.record(record), separators=(",", ":"), ensure_ascii=False) + "\n"
                 yield line.encode(), 1
         elif self.dialect == "postgresql":
             yield from self._ranges(fmt)

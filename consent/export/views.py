@@ -22,6 +22,7 @@ from flask.typing import ResponseReturnValue
 from consent.dashboard.users import is_logged_in
 from consent.export.bundle import README, inventories, zip_stream
 from consent.export.formats import csv_header
+from consent.export.iso27560 import AddressUnknown, record_builder, service_address
 from consent.export.source import ExportSource
 from consent.inventory.sites import Site, get_site, sites
 from consent.timestamps import parse_iso
@@ -64,7 +65,8 @@ def records(source: ExportSource, site: Site, fmt: str, progress: Progress | Non
     if fmt == "csv":
         yield csv_header()
     count, reported = 0, 0
-    for chunk, rows in source.chunks(fmt, site.public):
+    builder = record_builder(site, source.session) if fmt == "iso27560" else None
+    for chunk, rows in source.chunks(fmt, builder):
         yield chunk
         count += rows
         if progress is not None and count - reported >= PROGRESS_EVERY:
@@ -228,6 +230,11 @@ def export_command(
         raise click.BadParameter(f"unknown site {site_key!r}", param_hint="--site")
     if bundle_file is not None and (output is not None or proof_file is not None):
         raise click.UsageError("--bundle holds the records and the proof: give it without -o and --proof")
+    if fmt == "iso27560" and bundle_file is None:
+        try:
+            service_address(current)
+        except AddressUnknown as error:
+            raise click.UsageError(str(error)) from None
     try:
         source = open_source(current.key, since, until, tree_size)
     except ValueError as error:

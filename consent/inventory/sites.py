@@ -90,6 +90,38 @@ def _language(value: str) -> None:
 
 
 Texts = fields.Dict(keys=fields.String(validate=_language), values=fields.String())
+# ISO 3166-1 alpha-2 countries, ISO 3166-2 subdivisions (US-CA), and the EU and the EEA as wholes.
+JURISDICTION = re.compile(r"^(EU|EEA|[A-Z]{2}(-[A-Z0-9]{1,3})?)$")
+DEFAULT_JURISDICTION = ("EU",)
+PHONE = re.compile(r"^\+?[0-9][0-9 ()./-]{2,39}$")
+
+
+def _jurisdiction(value: str) -> None:
+    if not JURISDICTION.match(value):
+        raise ValidationError(f"{value!r} is not a country (DE), a subdivision (US-CA), EU or EEA")
+
+
+def _web_address(value: str) -> None:
+    parts = urlsplit(value)
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.username
+        or any(char.isspace() or not char.isprintable() for char in value)
+    ):
+        raise ValidationError(f"{value!r} is not an https:// or http:// address")
+
+
+class ControllerSchema(Schema):
+    """Who is responsible for the site's processing: named in every ISO/IEC TS 27560 record."""
+
+    name = fields.String(validate=validate.Length(1, 200))
+    email = fields.Email(required=True, validate=validate.Length(max=254))
+    address = fields.String(validate=validate.Length(1, 500))
+    url = fields.String(validate=_web_address)
+    phone = fields.String(
+        validate=validate.Regexp(PHONE, error="{input!r} is not a telephone number like +31 20 123 4567")
+    )
 
 
 class CategorySchema(Schema):
@@ -143,6 +175,12 @@ class SiteSchema(Schema):
     layout = fields.String(load_default="bar", validate=validate.OneOf(["bar", "box"]))
     categories = fields.Nested(CategoriesSchema, load_default=dict)
     cookies = fields.List(fields.Nested(CookieSchema), load_default=list)
+    controller = fields.Nested(ControllerSchema, load_default=None)
+    jurisdiction = fields.List(
+        fields.String(validate=_jurisdiction),
+        load_default=lambda: list(DEFAULT_JURISDICTION),
+        validate=validate.Length(1),
+    )
 
     @validates_schema
     def _consistent(self, data: dict[str, Any], **_: Any) -> None:
@@ -217,6 +255,9 @@ class Site:
     cookies: tuple[Cookie, ...]
     public: dict[str, Any] = field(repr=False)
     hash: str = ""
+    # Not part of the public inventory (so not of its hash): who answers for the site, and where.
+    controller: Mapping[str, str] = field(default_factory=dict)
+    jurisdiction: tuple[str, ...] = DEFAULT_JURISDICTION
 
     @property
     def default_language(self) -> str:
@@ -401,7 +442,14 @@ def load_site(path: Path) -> Site:
         cookies=cookies,
         public=public,
         hash=canonical_hash(public),
+        controller={"name": data["name"], **(data["controller"] or {})},
+        jurisdiction=tuple(data["jurisdiction"]),
     )
+
+
+def jurisdictions(site: Site) -> tuple[str, ...]:
+    """Where the site's processing is governed (ISO 3166 codes, EU, EEA): its ``jurisdiction`` key, else EU."""
+    return site.jurisdiction
 
 
 def inventory_files(path: Path) -> list[Path]:

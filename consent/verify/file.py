@@ -1,7 +1,7 @@
 """Reading an exported file back for verification: its records, each hashed again from its own values.
 
 An export is a plain table (consent.export.formats): CSV with one header row,
-JSON Lines or ISO/IEC TS 27560 JSON Lines with one record per line. CSV is
+JSON Lines or ISO/IEC TS 27560 (DPV-27560) JSON Lines with one record per line. CSV is
 read the way a spreadsheet may have saved it again: quoted or not, CRLF or
 LF, with a BOM or without, ``TRUE``/``FALSE`` for booleans, the columns in any
 order, and the formula guard (a ``'`` in front of a visitor's value that
@@ -25,7 +25,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from consent.export.formats import BOOLEANS, COLUMNS, FORMULA_STARTS, from_iso27560
+from consent.export.dpv import from_iso27560
+from consent.export.formats import BOOLEANS, COLUMNS, FORMULA_STARTS
 from consent.ledger.canonical import HASHED_FIELDS, record_hash
 from consent.timestamps import iso
 from consent.verify.checker import Finding, Row
@@ -59,7 +60,7 @@ def file_format(start: bytes) -> str | None:
     """``csv``, ``jsonl`` or ``iso27560`` from the first bytes of a file; None if it is none of them."""
     if start.startswith(CSV_STARTS):
         return "csv"
-    if start.startswith(b'{"record":'):
+    if start.startswith(b'{"@context":'):
         return "iso27560"
     if start.startswith(b'{"record_id":'):
         return "jsonl"
