@@ -28,6 +28,8 @@ NAVIGATION_TIMEOUT = 15.0
 BANNER_TIMEOUT = 5.0
 QUIET = 0.3  # seconds without a request in flight that count as settled
 SETTLE_MAX = 2.0
+# Kept back from the time bound for closing the last context and the browser.
+CLOSING = 1.0
 SKIPPED_SUFFIXES = (".pdf", ".zip", ".gz", ".jpg", ".jpeg", ".png", ".gif", ".svg", ".webp", ".mp4", ".mp3", ".doc",
                     ".docx", ".xls", ".xlsx", ".exe", ".dmg")  # fmt: skip
 
@@ -292,7 +294,7 @@ def crawl(
 ) -> CrawlResult:
     """Visit up to ``max_pages`` pages from ``urls`` (breadth first) within ``max_seconds``, three passes each."""
     started = time.monotonic()
-    deadline = Deadline(max_seconds)
+    deadline = Deadline(max_seconds - min(CLOSING, max_seconds / 4))
     queue = [page_key(url) for url in urls]
     queued = set(queue)
     pages: list[str] = []

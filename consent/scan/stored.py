@@ -16,10 +16,14 @@ class StoredScan:
     scanned_at: datetime
     report: dict[str, Any]
 
-    @property
-    def undeclared_names(self) -> list[str]:
-        """The names the scanner saw that the inventory did not declare, once each, in order."""
-        return sorted({entry["name"] for entry in self.report.get("undeclared", [])})
+    def undeclared_pages(self) -> dict[str, list[str]]:
+        """Each name the scanner saw that the inventory did not declare, with the pages it was seen on."""
+        found: dict[str, list[str]] = {}
+        for entry in self.report.get("undeclared", []):
+            pages = found.setdefault(entry["name"], [])
+            for seen_on in entry.get("passes", {}).values():
+                pages.extend(page for page in seen_on if page not in pages)
+        return found
 
 
 def store_scan(site: str, scanned_at: datetime, report: dict[str, Any]) -> None:
