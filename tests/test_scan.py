@@ -227,7 +227,9 @@ def test_without_playwright_one_line_says_how_to_install(world):
         cwd=ROOT, env=env, text=True, capture_output=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == ["Error: consent scan needs Playwright for Python: pip install 'consent[scan]'"]
+    assert result.stderr.strip().splitlines() == [
+        "Error: consent scan needs Playwright for Python: pip install 'consent[scan]'"
+    ]
 
 
 @pytest.mark.parametrize(

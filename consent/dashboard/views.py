@@ -166,7 +166,11 @@ def site_dashboard(site: str) -> ResponseReturnValue:
     undeclared = undeclared_cookies(current, UNDECLARED_SHOWN)
     scan = newest_scan(current.key)
     # A name declared since the scan ran is no longer undeclared.
-    scanned = {name: pages for name, pages in (scan.undeclared_pages() if scan else {}).items() if not is_declared(current, name)}
+    scanned = {
+        name: pages
+        for name, pages in (scan.undeclared_pages() if scan else {}).items()
+        if not is_declared(current, name)
+    }
     reported = {seen.name for seen in undeclared}
     return render_template(
         "admin/site.html",

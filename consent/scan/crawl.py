@@ -1,8 +1,10 @@
 """The crawl: each page in three fresh Chromium contexts (no choice, Reject all, Accept all), and what each holds.
 
 One browser is reused for the whole crawl; every pass gets a fresh context (no
-cookies, no storage) that is closed before the next, so memory does not grow
-with the number of pages. Only GET navigations to pages within the site's
+cookies, no storage) that is closed once the pass is done. At most
+``CONCURRENT`` passes run at a time (the three of a page, or the last of one and
+the first of the next), so memory does not grow with the number of pages,
+while one pass's waiting overlaps another's work. Only GET navigations to pages within the site's
 origins are made: links are read from the page, never clicked; forms are never
 touched; any navigation the page itself starts towards another origin is
 aborted. Requests to other hosts are observed, never followed. The time bound
@@ -11,6 +13,7 @@ is checked before every navigation and caps every wait.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,8 +21,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from playwright.sync_api import Browser, BrowserContext, Page, Request, Response, Route, sync_playwright
-from playwright.sync_api import Error as PlaywrightError
+from playwright.async_api import Browser, BrowserContext, Page, Request, Response, Route, async_playwright
+from playwright.async_api import Error as PlaywrightError
 
 PASSES = ("none", "reject", "accept")
 BUTTONS = {"reject": "reject", "accept": "accept"}
@@ -28,6 +31,7 @@ NAVIGATION_TIMEOUT = 15.0
 BANNER_TIMEOUT = 5.0
 QUIET = 0.3  # seconds without a request in flight that count as settled
 SETTLE_MAX = 2.0
+CONCURRENT = 3
 # Kept back from the time bound for closing the last context and the browser.
 CLOSING = 1.0
 SKIPPED_SUFFIXES = (".pdf", ".zip", ".gz", ".jpg", ".jpeg", ".png", ".gif", ".svg", ".webp", ".mp4", ".mp3", ".doc",
@@ -46,7 +50,8 @@ COOKIE_SETTERS = """(() => {
     set(value) {
       try {
         const name = String(value).split(';')[0].split('=')[0].trim();
-        const found = /(https?:\\/\\/[^\\s()]+?):\\d+:\\d+/.exec(String(new Error().stack).split('\\n').slice(2).join('\\n'));
+        const stack = String(new Error().stack).split('\\n').slice(2).join('\\n');
+        const found = /(https?:\\/\\/[^\\s()]+?):\\d+:\\d+/.exec(stack);
         if (name && !(name in setters)) setters[name] = found ? found[1] : location.href;
       } catch (e) {}
       own.set.call(this, value);
@@ -56,9 +61,17 @@ COOKIE_SETTERS = """(() => {
 
 # What one frame holds: its storage keys, IndexedDB names and the cookie setters noted above.
 FRAME_STORAGE = """async () => {
-  const keys = (store) => { try { const k = []; for (let i = 0; i < store.length; i++) k.push(store.key(i)); return k; } catch (e) { return []; } };
+  const keys = (store) => {
+    try {
+      const found = [];
+      for (let i = 0; i < store.length; i++) found.push(store.key(i));
+      return found;
+    } catch (e) { return []; }
+  };
   let databases = [];
-  try { if (indexedDB.databases) databases = (await indexedDB.databases()).map((d) => d.name).filter(Boolean); } catch (e) {}
+  try {
+    if (indexedDB.databases) databases = (await indexedDB.databases()).map((d) => d.name).filter(Boolean);
+  } catch (e) {}
   return { origin: location.origin, local: keys(window.localStorage), session: keys(window.sessionStorage),
            indexeddb: databases, setters: window.__consentScanSetters || {} };
 }"""
@@ -148,7 +161,7 @@ class Deadline:
 class Pass:
     """One fresh context on one page: its listeners, the navigation, the click, the settling and the collection."""
 
-    def __init__(self, browser: Browser, site: str, origins: set[str], deadline: Deadline) -> None:
+    def __init__(self, site: str, origins: set[str], deadline: Deadline) -> None:
         self.site = site
         self.origins = origins
         self.deadline = deadline
@@ -157,23 +170,32 @@ class Pass:
         self.contacted: dict[str, str] = {}  # origin -> first URL (no query)
         self.responses: list[Response] = []
         self.service_origins: set[str] = set()
-        self.context: BrowserContext = browser.new_context(accept_downloads=False, service_workers="block")
-        self.context.add_init_script(COOKIE_SETTERS)
-        self.context.route("**/*", self._guard)
+        self.context: BrowserContext | None = None
+
+    async def open(self, browser: Browser) -> Page:
+        # Reduced motion: the banner shows without its entry animation, so it is clicked without waiting for it.
+        self.context = await browser.new_context(
+            accept_downloads=False, service_workers="block", reduced_motion="reduce"
+        )
+        await self.context.add_init_script(COOKIE_SETTERS)
+        await self.context.route("**/*", self._guard)
         self.context.on("request", self._started)
         self.context.on("requestfinished", self._ended)
         self.context.on("requestfailed", self._ended)
         self.context.on("response", self._answered)
-        self.page: Page = self.context.new_page()
+        return await self.context.new_page()
 
-    def _guard(self, route: Route) -> None:
+    async def _guard(self, route: Route) -> None:
         request = route.request
         # The page may try to leave (a redirect by script, a meta refresh): only the origins are visited.
         leaving = request.is_navigation_request() and request.frame.parent_frame is None
-        if leaving and origin_of(request.url) not in self.origins:
-            route.abort()
-            return
-        route.continue_()
+        try:
+            if leaving and origin_of(request.url) not in self.origins:
+                await route.abort()
+            else:
+                await route.continue_()
+        except PlaywrightError:
+            pass  # the context closed meanwhile
 
     def _started(self, request: Request) -> None:
         self.in_flight += 1
@@ -194,41 +216,42 @@ class Pass:
         self.in_flight = max(0, self.in_flight - 1)
         self.last_activity = time.monotonic()
 
-    def settle(self) -> None:
+    async def settle(self) -> None:
         """Wait until no request has been in flight for a moment, at most SETTLE_MAX (and the deadline)."""
         end = time.monotonic() + self.deadline.cap(SETTLE_MAX)
         while time.monotonic() < end:
             if self.in_flight == 0 and time.monotonic() - self.last_activity >= QUIET:
                 return
-            self.page.wait_for_timeout(50)
+            await asyncio.sleep(0.05)
 
-    def run(self, url: str, name: str) -> list[str]:
+    async def run(self, page: Page, url: str, name: str) -> list[str]:
         """Load ``url``, make the pass's choice, settle; return the page's links (no choice pass only)."""
-        self.page.goto(url, wait_until="load", timeout=self.deadline.cap(NAVIGATION_TIMEOUT) * 1000)
+        await page.goto(url, wait_until="load", timeout=self.deadline.cap(NAVIGATION_TIMEOUT) * 1000)
         if name in BUTTONS:
-            button = self.page.locator(f"#consent-banner button[data-action={BUTTONS[name]}]").first
+            button = page.locator(f"#consent-banner button[data-action={BUTTONS[name]}]").first
             try:
-                button.click(timeout=self.deadline.cap(BANNER_TIMEOUT) * 1000)
+                await button.click(timeout=self.deadline.cap(BANNER_TIMEOUT) * 1000)
             except PlaywrightError as error:
                 if self.deadline.left() <= 0:
                     raise ScanStopped from error
                 raise PlaywrightError(f"no banner with a {BUTTONS[name]!r} button showed within the wait") from error
-        self.settle()
-        if name != "none" or origin_of(self.page.url) not in self.origins:
+        await self.settle()
+        if name != "none" or origin_of(page.url) not in self.origins:
             return []
-        hrefs: list[str] = self.page.eval_on_selector_all(
+        hrefs: list[str] = await page.eval_on_selector_all(
             "a[href]:not([download])", "links => links.map((a) => a.href)"
         )
         return links_within(hrefs, self.origins)
 
-    def collect(self) -> list[Item]:
+    async def collect(self, page: Page) -> list[Item]:
         """Every cookie the context holds, the storage of every frame, the origins contacted."""
+        assert self.context is not None
         frames: list[dict[str, Any]] = []
-        for frame in self.page.frames:
+        for frame in page.frames:
             if not frame.url.startswith(("http://", "https://")):
                 continue
             try:
-                frames.append(frame.evaluate(FRAME_STORAGE))
+                frames.append(await frame.evaluate(FRAME_STORAGE))
             except PlaywrightError:
                 continue  # a frame that went away meanwhile
         setters: dict[str, str] = {}
@@ -237,7 +260,7 @@ class Pass:
                 setters.setdefault(cookie_name, without_query(script))
         for response in self.responses[:500]:
             try:
-                values = response.header_values("set-cookie")
+                values = await response.header_values("set-cookie")
             except PlaywrightError:
                 continue
             for value in values:
@@ -247,7 +270,7 @@ class Pass:
                         setters.setdefault(cookie_name, without_query(response.url))
         now = time.time()
         items = []
-        for cookie in self.context.cookies():
+        for cookie in await self.context.cookies():
             expires = cookie.get("expires", -1)
             items.append(
                 Item(
@@ -275,11 +298,94 @@ class Pass:
                 items.append(Item("request", origin, origin, {"url": first_url}))
         return list(dict.fromkeys(items))  # one item per kind, name and place
 
-    def close(self) -> None:
+    async def close(self) -> None:
+        if self.context is None:
+            return
         try:
-            self.context.close()
+            await self.context.close()
         except PlaywrightError:
             pass
+
+
+class Crawler:
+    """The pages to visit and the passes done: up to CONCURRENT passes at a time, in page order."""
+
+    def __init__(self, site: str, origins: set[str], max_pages: int, deadline: Deadline) -> None:
+        self.site = site
+        self.origins = origins
+        self.max_pages = max_pages
+        self.deadline = deadline
+        self.jobs: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        self.queued: set[str] = set()
+        self.pages: list[str] = []
+        self.passes: list[PassResult] = []
+        self.service_origins: set[str] = set()
+        self.stopped: str | None = None
+
+    def add_page(self, url: str) -> None:
+        if url in self.queued:
+            return
+        if len(self.pages) >= self.max_pages:
+            self.stopped = self.stopped or "max-pages"
+            return
+        self.queued.add(url)
+        self.pages.append(url)
+        for name in PASSES:
+            self.jobs.put_nowait((url, name))
+
+    async def worker(self, browser: Browser, progress: Callable[[int, str], None]) -> None:
+        while True:
+            url, name = await self.jobs.get()
+            try:
+                if self.stopped != "max-seconds":
+                    if name == "none":
+                        progress(self.pages.index(url), url)
+                    await self.one_pass(browser, url, name)
+            except ScanStopped:
+                self.stopped = "max-seconds"
+            finally:
+                self.jobs.task_done()
+
+    async def one_pass(self, browser: Browser, url: str, name: str) -> None:
+        self.deadline.cap(1)  # checked before every navigation
+        current = Pass(self.site, self.origins, self.deadline)
+        try:
+            page = await current.open(browser)
+            try:
+                links = await current.run(page, url, name)
+                error = None
+            except PlaywrightError as failure:
+                if self.deadline.left() <= 0:
+                    raise ScanStopped from failure
+                links, error = [], str(failure.message).splitlines()[0]
+            self.passes.append(PassResult(url, name, await current.collect(page), error))
+            self.service_origins.update(current.service_origins)
+            for link in links:
+                self.add_page(link)
+        finally:
+            await current.close()
+
+
+async def _crawl(
+    site: str, urls: list[str], origins: set[str], max_pages: int, deadline: Deadline, chromium: Path,
+    progress: Callable[[int, str], None],
+) -> Crawler:  # fmt: skip
+    crawler = Crawler(site, origins, max_pages, deadline)
+    for url in urls:
+        crawler.add_page(page_key(url))
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=str(chromium), args=ARGS, timeout=deadline.cap(30) * 1000
+        )
+        workers = [asyncio.create_task(crawler.worker(browser, progress)) for _ in range(CONCURRENT)]
+        try:
+            await crawler.jobs.join()
+        finally:
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            await browser.close()
+    return crawler
 
 
 def crawl(
@@ -295,62 +401,10 @@ def crawl(
     """Visit up to ``max_pages`` pages from ``urls`` (breadth first) within ``max_seconds``, three passes each."""
     started = time.monotonic()
     deadline = Deadline(max_seconds - min(CLOSING, max_seconds / 4))
-    queue = [page_key(url) for url in urls]
-    queued = set(queue)
-    pages: list[str] = []
-    passes: list[PassResult] = []
-    service_origins: set[str] = set()
-    stopped: str | None = None
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(chromium), args=ARGS, timeout=deadline.cap(30) * 1000
-        )
-        try:
-            while queue:
-                if len(pages) >= max_pages:
-                    stopped = "max-pages"
-                    break
-                url = queue.pop(0)
-                progress(len(pages), url)
-                pages.append(url)
-                try:
-                    for name in PASSES:
-                        links = _one_pass(browser, site, origins, deadline, url, name, passes, service_origins)
-                        for link in links:
-                            if link not in queued:
-                                queued.add(link)
-                                queue.append(link)
-                except ScanStopped:
-                    stopped = "max-seconds"
-                    break
-        finally:
-            browser.close()
-    progress(len(pages), "")
-    return CrawlResult(passes, pages, stopped, time.monotonic() - started, service_origins)
-
-
-def _one_pass(
-    browser: Browser,
-    site: str,
-    origins: set[str],
-    deadline: Deadline,
-    url: str,
-    name: str,
-    passes: list[PassResult],
-    service_origins: set[str],
-) -> list[str]:
-    deadline.cap(1)  # checked before every navigation
-    current = Pass(browser, site, origins, deadline)
     try:
-        try:
-            links = current.run(url, name)
-            error = None
-        except PlaywrightError as failure:
-            if deadline.left() <= 0:
-                raise ScanStopped from failure
-            links, error = [], str(failure.message).splitlines()[0]
-        passes.append(PassResult(url, name, current.collect(), error))
-        service_origins.update(current.service_origins)
-        return links
-    finally:
-        current.close()
+        crawler = asyncio.run(_crawl(site, urls, origins, max_pages, deadline, chromium, progress))
+    except ScanStopped:  # the bound ran out while the browser started
+        return CrawlResult([], [], "max-seconds", time.monotonic() - started, set())
+    progress(len({result.page for result in crawler.passes}), "")
+    visited = [page for page in crawler.pages if any(result.page == page for result in crawler.passes)]
+    return CrawlResult(crawler.passes, visited, crawler.stopped, time.monotonic() - started, crawler.service_origins)

@@ -164,9 +164,13 @@ def suggestions(site: Site, undeclared: list[dict[str, Any]], knowledge: list[Kn
             review.append("expiry")
         if known is None:
             review += ["category", "purpose"]
-        name, match = (known.cookie.name, known.cookie.match) if known and known.cookie.match != "exact" else (
-            entry["name"],
-            "exact",
+        name, match = (
+            (known.cookie.name, known.cookie.match)
+            if known and known.cookie.match != "exact"
+            else (
+                entry["name"],
+                "exact",
+            )
         )
         if (name, match) in drafts:
             continue
@@ -234,7 +238,8 @@ def render_text(report: dict[str, Any]) -> str:
     out.write(f"\nUndeclared: {len(report['undeclared'])}\n")
     out.writelines(_describe(entry) + "\n" for entry in report["undeclared"])
     out.write(f"\nDeclared but never seen: {len(report['declared_never_seen'])}\n")
-    out.writelines(f"  {c['name']} ({c['match']}, {c['category']}, {c['provider']})\n" for c in report["declared_never_seen"])
+    for cookie in report["declared_never_seen"]:
+        out.write(f"  {cookie['name']} ({cookie['match']}, {cookie['category']}, {cookie['provider']})\n")
     out.write(f"\nSuggestions: {len(report['suggestions'])} (write them as YAML with --yaml-draft FILE)\n")
     for draft in report["suggestions"]:
         review = f"; review the {', '.join(draft['review'])}" if draft["review"] else ""
