@@ -26,6 +26,7 @@ from consent.timestamps import utcnow
 from tests.support.browser import serving
 from tests.support.inventory import write_document
 from tests.support.live import LiveService, migrate
+from tests.support.ports import free_port
 from tests.support.scan_site import (
     AFTER_ACCEPT,
     FRAME_COOKIE,
@@ -251,6 +252,26 @@ def test_usage_errors_exit_1_with_a_message_and_store_nothing(runner, app, args,
     assert result.exit_code == 1, result.output
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_database_without_the_scans_table_is_refused_before_the_crawl(make_app, tmp_path):
+    app = make_app(DATABASE_URL=f"sqlite:///{tmp_path / 'empty.db'}")
+    result = app.test_cli_runner().invoke(cli, ["scan", "--site", "demo", "http://localhost:8000/"])
+    assert result.exit_code == 1
+    assert "run `consent db upgrade`, or pass --no-store" in result.output
+
+
+def test_a_site_that_cannot_be_reached_exits_1(world, tmp_path):
+    down = f"http://127.0.0.1:{free_port()}"
+    inventory = tmp_path / "shop.yaml"
+    write_document(inventory, {**YAML(typ="safe").load((world.inventory / "shop.yaml").read_text()), "origins": [down]})
+    env = {**world.service.env, "CONSENT_INVENTORY": str(inventory)}
+    result = subprocess.run(
+        [sys.executable, "-m", "consent", "scan", "--site", "shop", "--chromium", CHROMIUM, down + "/", "--no-store"],
+        cwd=ROOT, env=env, text=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout
+    assert "no page could be scanned" in result.stderr and "ERR_CONNECTION_REFUSED" in result.stdout
 
 
 def test_a_knowledge_file_without_the_open_cookie_database_columns_is_refused(runner, tmp_path):

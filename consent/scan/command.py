@@ -1,7 +1,7 @@
 """``consent scan``: crawl a site in headless Chromium and hold what it stores and contacts against its inventory.
 
 Exit status: 2 when something leaks (see consent.scan.report), 1 for a usage or
-configuration error (named on stderr), 0 otherwise. The report goes to stdout,
+configuration error (named on stderr) or when no page could be scanned, 0 otherwise. The report goes to stdout,
 ``--json`` and ``--yaml-draft`` files, and the database (the dashboard shows the
 newest scan of each site) unless ``--no-store``.
 """
@@ -20,10 +20,12 @@ from urllib.parse import urlsplit
 import click
 from flask import Flask
 from flask.cli import with_appcontext
+from sqlalchemy import inspect
 from sqlalchemy.exc import SQLAlchemyError
 
 from consent.inventory.sites import Site, sites
 from consent.scan.knowledge import KnowledgeError, load_knowledge
+from consent.store.models import SiteScan, db
 from consent.timestamps import utcnow
 
 DEBIAN_CHROMIUM = Path("/usr/bin/chromium")
@@ -128,6 +130,8 @@ def scan_command(
         raise click.ClickException(INSTALL_HINT) from None
     from consent.scan.report import build_report, render_text, write_yaml_draft
 
+    if not no_store:
+        _check_database()
     started_at = utcnow()
     result = crawl(
         site.key,
@@ -157,6 +161,19 @@ def scan_command(
     click.echo(render_text(report), nl=False)
     if report["leaks"]:
         sys.exit(LEAKS)
+    if result.passes and all(one.error for one in result.passes):
+        raise click.ClickException("no page could be scanned (see the errors above)")
+
+
+def _check_database() -> None:
+    """Refuse to start a crawl whose report could not be kept."""
+    try:
+        ready = inspect(db.engine).has_table(SiteScan.__tablename__)
+    except SQLAlchemyError as error:
+        reason = str(getattr(error, "orig", None) or error).splitlines()[0]
+        raise click.ClickException(f"cannot reach the database ({reason}); or pass --no-store") from None
+    if not ready:
+        raise click.ClickException("the database has no table for scans: run `consent db upgrade`, or pass --no-store")
 
 
 def _store(site: str, started_at: Any, report: dict[str, Any]) -> None:
