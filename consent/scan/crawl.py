@@ -26,7 +26,9 @@ from playwright.async_api import Error as PlaywrightError
 
 PASSES = ("none", "reject", "accept")
 BUTTONS = {"reject": "reject", "accept": "accept"}
-ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-sync"]
+# One process fewer per browser (the GPU thread runs in the browser process): measurably cheaper on 2 cores.
+ARGS = ["--no-sandbox", "--disable-gpu", "--in-process-gpu", "--no-first-run", "--disable-background-networking",
+        "--disable-sync"]  # fmt: skip
 NAVIGATION_TIMEOUT = 15.0
 BANNER_TIMEOUT = 5.0
 QUIET = 0.3  # seconds without a request in flight that count as settled
