@@ -274,6 +274,17 @@ def test_a_site_that_cannot_be_reached_exits_1(world, tmp_path):
     assert "no page could be scanned" in result.stderr and "ERR_CONNECTION_REFUSED" in result.stdout
 
 
+def test_a_binary_that_is_not_chromium_is_named(runner, tmp_path):
+    fake = tmp_path / "chromium"
+    fake.write_text("#!/bin/sh\nexit 3\n")
+    fake.chmod(0o755)
+    result = runner.invoke(
+        cli, ["scan", "--site", "demo", "--no-store", "--chromium", str(fake), "http://localhost:8000/"]
+    )
+    assert result.exit_code == 1
+    assert f"could not start Chromium at {fake}:" in result.output and "Traceback" not in result.output
+
+
 def test_a_knowledge_file_without_the_open_cookie_database_columns_is_refused(runner, tmp_path):
     table = tmp_path / "cookies.csv"
     table.write_text("name,category\n_ga,analytics\n")

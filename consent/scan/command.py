@@ -125,7 +125,7 @@ def scan_command(
     if not os.access(chromium, os.X_OK):
         raise click.ClickException(f"no Chromium at {chromium}: install Debian's chromium or give --chromium PATH")
     try:
-        from consent.scan.crawl import crawl
+        from consent.scan.crawl import BrowserError, crawl
     except ImportError:
         raise click.ClickException(INSTALL_HINT) from None
     from consent.scan.report import build_report, render_text, write_yaml_draft
@@ -133,15 +133,18 @@ def scan_command(
     if not no_store:
         _check_database()
     started_at = utcnow()
-    result = crawl(
-        site.key,
-        start_urls,
-        {origin.lower() for origin in site.origins},
-        max_pages=max_pages,
-        max_seconds=max_seconds,
-        chromium=chromium,
-        progress=Progress(max_pages),
-    )
+    try:
+        result = crawl(
+            site.key,
+            start_urls,
+            {origin.lower() for origin in site.origins},
+            max_pages=max_pages,
+            max_seconds=max_seconds,
+            chromium=chromium,
+            progress=Progress(max_pages),
+        )
+    except BrowserError as error:
+        raise click.ClickException(str(error)) from None
     report = build_report(
         site,
         result,

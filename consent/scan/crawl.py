@@ -83,6 +83,10 @@ class ScanStopped(Exception):
     """The time bound was reached."""
 
 
+class BrowserError(Exception):
+    """Chromium could not be started; the message says which binary and why."""
+
+
 @dataclass(frozen=True)
 class Item:
     """One thing a pass saw: a cookie, a storage key, an IndexedDB database or a contacted origin."""
@@ -170,6 +174,7 @@ class Pass:
         self.in_flight = 0
         self.last_activity = time.monotonic()
         self.contacted: dict[str, str] = {}  # origin -> first URL (no query)
+        self.requests: dict[str, int] = {}  # origin -> requests that left the browser
         self.responses: list[Response] = []
         self.service_origins: set[str] = set()
         self.context: BrowserContext | None = None
@@ -193,7 +198,10 @@ class Pass:
         leaving = request.is_navigation_request() and request.frame.parent_frame is None
         try:
             if leaving and origin_of(request.url) not in self.origins:
-                await route.abort()
+                target = origin_of(request.url)
+                self.requests[target] = self.requests.get(target, 0) - 1  # refused: it never reached that host
+                # A 204 answer to a navigation leaves the page where it is (an abort would show an error page).
+                await route.fulfill(status=204)
             else:
                 await route.continue_()
         except PlaywrightError:
@@ -210,6 +218,7 @@ class Pass:
             self.service_origins.add(origin)  # the consent service's own origin
         if origin not in self.origins:
             self.contacted.setdefault(origin, without_query(url))
+            self.requests[origin] = self.requests.get(origin, 0) + 1
 
     def _answered(self, response: Response) -> None:
         self.responses.append(response)
@@ -296,7 +305,7 @@ class Pass:
                 for stored in frame_storage[key]:
                     items.append(Item(kind, stored, frame_storage["origin"], {"origin": frame_storage["origin"]}))
         for origin, first_url in self.contacted.items():
-            if origin not in self.service_origins:
+            if origin not in self.service_origins and self.requests.get(origin, 0) > 0:
                 items.append(Item("request", origin, origin, {"url": first_url}))
         return list(dict.fromkeys(items))  # one item per kind, name and place
 
@@ -376,9 +385,13 @@ async def _crawl(
     for url in urls:
         crawler.add_page(page_key(url))
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=str(chromium), args=ARGS, timeout=deadline.cap(30) * 1000
-        )
+        try:
+            browser = await playwright.chromium.launch(
+                executable_path=str(chromium), args=ARGS, timeout=deadline.cap(30) * 1000
+            )
+        except PlaywrightError as error:
+            reason = str(error.message).splitlines()[0]
+            raise BrowserError(f"could not start Chromium at {chromium}: {reason}") from None
         workers = [asyncio.create_task(crawler.worker(browser, progress)) for _ in range(CONCURRENT)]
         try:
             await crawler.jobs.join()

@@ -164,6 +164,8 @@ def suggestions(site: Site, undeclared: list[dict[str, Any]], knowledge: list[Kn
             review.append("expiry")
         if known is None:
             review += ["category", "purpose"]
+        elif language != "en":
+            review.append("purpose")  # the knowledge is written in English
         name, match = (
             (known.cookie.name, known.cookie.match)
             if known and known.cookie.match != "exact"

@@ -6,7 +6,8 @@ cookie set by the server; a frame from a second local port, blocked until
 ``functional`` is granted, that sets its own cookie; a local storage key; an
 analytics script, blocked until consent, that sets a cookie the inventory does
 not declare; and a link to another host and a form, which the scanner must
-leave alone. ``Recorder`` is any other host: it only notes what reached it.
+leave alone. The last page sends the browser to that other host once loaded,
+which the scanner must refuse. ``Recorder`` is any other host: it only notes what reached it.
 """
 
 from __future__ import annotations
@@ -74,12 +75,15 @@ class ScanSite(Recorder):
         number = numbers[0]
         links = "".join(f'<a href="{self.path(n)}#top">page {n}</a> ' for n in range(1, self.pages + 1) if n != number)
         hotjar = f"document.cookie = '{AFTER_ACCEPT}=x; Path=/; Max-Age=31536000; SameSite=Lax';"
+        # The last page tries to send the browser to the partner once loaded.
+        leave = f"location.href = '{self.elsewhere.origin}/redirected';" if number == self.pages else ""
         body = (
             f'<main><h1>Shop page {number}</h1><nav>{links}<a href="{self.elsewhere.origin}/away">our partner</a></nav>'
             '<form method="post" action="/order"><input name="q" value="1"><button>Order</button></form>'
             f'<iframe data-consent="functional" data-src="{self.frame_host.origin}/frame.html" title="chat"></iframe>'
             f'<script>localStorage.setItem("{STORAGE_KEY}", "[]");</script>'
-            f'<script type="text/plain" data-consent="analytics">{hotjar}</script></main>'
+            f'<script type="text/plain" data-consent="analytics">{hotjar}</script>'
+            f"<script>addEventListener('load', () => setTimeout(() => {{ {leave} }}, 10));</script></main>"
         )
         html = (
             '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Shop</title>'
