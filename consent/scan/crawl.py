@@ -14,6 +14,7 @@ is checked before every navigation and caps every wait.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -178,6 +179,8 @@ class Pass:
         self.responses: list[Response] = []
         self.service_origins: set[str] = set()
         self.context: BrowserContext | None = None
+        own = "|".join(re.escape(origin) for origin in sorted(origins))
+        self.elsewhere = re.compile(f"^(?!(?:{own})(?:[/?#]|$))", re.IGNORECASE)
 
     async def open(self, browser: Browser) -> Page:
         # Reduced motion: the banner shows without its entry animation, so it is clicked without waiting for it.
@@ -185,7 +188,8 @@ class Pass:
             accept_downloads=False, service_workers="block", reduced_motion="reduce"
         )
         await self.context.add_init_script(COOKIE_SETTERS)
-        await self.context.route("**/*", self._guard)
+        # Only requests to other origins come to the guard: the site's own go straight through.
+        await self.context.route(self.elsewhere, self._guard)
         self.context.on("request", self._started)
         self.context.on("requestfinished", self._ended)
         self.context.on("requestfailed", self._ended)
