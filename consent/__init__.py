@@ -44,6 +44,7 @@ def create_app(test_config: dict[str, Any] | None = None, *, routes: bool = True
     from consent.export import views as export
     from consent.inventory import sites
     from consent.ledger import keys
+    from consent.scan import command as scan
     from consent.store import database
     from consent.verify import command as verify
     from consent.web import request_log, security
@@ -56,6 +57,7 @@ def create_app(test_config: dict[str, Any] | None = None, *, routes: bool = True
     if not routes:
         export.init_commands(app)
         verify.init_app(app)
+        scan.init_app(app)
         return app
 
     from consent.api import openapi
@@ -79,6 +81,7 @@ def create_app(test_config: dict[str, Any] | None = None, *, routes: bool = True
     witness.init_app(app)
     export.init_app(app)
     verify.init_app(app)
+    scan.init_app(app)
     # The log's commands and routes.
     history.init_app(app)
     receipts.init_app(app)

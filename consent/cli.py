@@ -89,9 +89,9 @@ def _create_bulk_app() -> Flask:
 
 
 class ConsentGroup(FlaskGroup):
-    """Flask's command group, whose commands that read the whole log start without the web service."""
+    """Flask's command group, whose commands that need no web service (bulk reads, the scan) start without it."""
 
-    BULK = ("export", "verify")
+    BULK = ("export", "verify", "scan")
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         info = ctx.ensure_object(ScriptInfo)

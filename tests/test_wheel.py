@@ -70,7 +70,7 @@ def test_the_wheel_holds_the_services_files(installed: Path, tmp_path: Path) -> 
     ).stdout.split()
     root = Path(where[0])
     assert where[1] == "True" and installed.parent in root.parents, root
-    for name in ("static/banner.js", "templates/demo.html", "migrations/env.py", "cookies.yaml"):
+    for name in ("static/banner.js", "templates/demo.html", "migrations/env.py", "cookies.yaml", "scan/knowledge.yaml"):
         assert (root / name).is_file(), name
     assert not (root / "static" / "__pycache__").exists()
 

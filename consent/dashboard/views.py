@@ -20,13 +20,14 @@ from werkzeug.exceptions import TooManyRequests
 
 from consent.dashboard.chart import opt_in_chart
 from consent.dashboard.users import authenticate, current_user, end_session, is_logged_in, start_session
-from consent.embed.undeclared import undeclared_cookies
+from consent.embed.undeclared import is_declared, undeclared_cookies
 from consent.inventory.sites import Site, get_site, sites
 from consent.inventory.texts import CATEGORIES
 from consent.log.history import records_of
 from consent.log.recording import ACTIONS, UUID
 from consent.log.stats import ACTION_LABELS, percent, site_stats
 from consent.resources import STATIC
+from consent.scan.stored import newest_scan
 from consent.store.models import ConsentRecord, db
 from consent.web.auth import is_admin, require_admin
 from consent.web.errors import ApiError
@@ -162,6 +163,15 @@ def site_dashboard(site: str) -> ResponseReturnValue:
         .limit(RECENT_RECORDS)
     ).all()
     periods = [(days, report.until - timedelta(days=days - 1)) for days in PERIODS]
+    undeclared = undeclared_cookies(current, UNDECLARED_SHOWN)
+    scan = newest_scan(current.key)
+    # A name declared since the scan ran is no longer undeclared.
+    scanned = {
+        name: pages
+        for name, pages in (scan.undeclared_pages() if scan else {}).items()
+        if not is_declared(current, name)
+    }
+    reported = {seen.name for seen in undeclared}
     return render_template(
         "admin/site.html",
         site=current,
@@ -171,7 +181,10 @@ def site_dashboard(site: str) -> ResponseReturnValue:
         actions=[(ACTION_LABELS[a], getattr(report.totals, a)) for a in ACTIONS],
         recent=recent,
         lookup=_lookup(current),
-        undeclared=undeclared_cookies(current, UNDECLARED_SHOWN),
+        undeclared=undeclared,
+        scan=scan,
+        scanned=scanned,
+        scanned_only=[(name, pages) for name, pages in sorted(scanned.items()) if name not in reported],
         periods=periods,
         user=_who(),
     )

@@ -24,7 +24,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 from sqlalchemy import func, select
 
 from consent.api.openapi import SITE, error_responses, ok_response
-from consent.inventory.sites import CONSENT_COOKIE, Site, get_site, sites
+from consent.inventory.sites import CONSENT_COOKIE, Cookie, Site, get_site, sites
 from consent.store.database import dialect_insert
 from consent.store.models import UndeclaredCookie, db
 from consent.timestamps import utcnow
@@ -67,9 +67,14 @@ class UndeclaredReportSchema(Schema):
 REPORT_SCHEMA = UndeclaredReportSchema()
 
 
+def declared_as(site: Site, name: str) -> Cookie | None:
+    """The inventory's first entry that declares ``name`` (exactly, by prefix or by pattern), if any."""
+    return next((cookie for cookie in site.cookies if cookie.matches(name)), None)
+
+
 def is_declared(site: Site, name: str) -> bool:
-    """Whether the inventory declares ``name`` (exactly, by prefix or by pattern)."""
-    return name == CONSENT_COOKIE or any(cookie.matches(name) for cookie in site.cookies)
+    """Whether the inventory declares ``name``; the banner's own cookie always is."""
+    return name == CONSENT_COOKIE or declared_as(site, name) is not None
 
 
 def _paths_by_name(site: str, names: list[str]) -> dict[str, set[str]]:

@@ -99,3 +99,19 @@ def parse_expiry(value: object) -> Expiry:
         units = ", ".join(UNIT_SECONDS)
         raise ValueError(f"unparsable expiry {value!r}: use 'session' or '<n> <unit>' ({units})")
     return Expiry(int(match.group(1)), match.group(2))
+
+
+def expiry_for_lifetime(seconds: float | None) -> Expiry:
+    """The declaration for an observed lifetime: the largest unit within 5 % of it (None: the session).
+
+    A cookie set for 2 years is seen a little under 2 years from its end, and a
+    13-month one as 395 days: both are declared as their makers wrote them.
+    """
+    if seconds is None:
+        return Expiry(0, "session")
+    seconds = max(seconds, 60.0)
+    for unit in ("year", "month", "week", "day", "hour"):
+        count = round(seconds / UNIT_SECONDS[unit])
+        if count >= 1 and abs(count * UNIT_SECONDS[unit] - seconds) <= 0.05 * seconds:
+            return Expiry(count, unit)
+    return Expiry(max(1, round(seconds / 60)), "minute")

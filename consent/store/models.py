@@ -246,3 +246,13 @@ class LedgerEvent(db.Model):  # type: ignore[name-defined]  # Flask-SQLAlchemy m
     at: Mapped[datetime] = mapped_column(UTCDateTime())
     # The signed statement as JSON text, exactly as signed and published.
     signed: Mapped[str] = mapped_column(Text)
+
+
+class SiteScan(db.Model):  # type: ignore[name-defined]  # Flask-SQLAlchemy makes the base at run time
+    """The newest ``consent scan`` of a site: its report as written by ``--json``, and when it ran."""
+
+    __tablename__ = "site_scans"
+
+    site: Mapped[str] = mapped_column(String(40), primary_key=True)
+    scanned_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    report: Mapped[dict[str, Any]] = mapped_column(JSON)
