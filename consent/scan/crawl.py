@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -407,6 +408,32 @@ async def _crawl(
     return crawler
 
 
+def _run(make: Callable[[], Any]) -> Any:
+    """Run the coroutine ``make()`` returns to its end; in a thread of its own if this one already runs an event loop.
+
+    A caller that embeds the scanner (a test run driving Playwright's sync API,
+    a notebook) has a loop running, and ``asyncio.run`` refuses to nest.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make())
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            outcome["value"] = asyncio.run(make())
+        except BaseException as error:  # noqa: BLE001 - handed back to the caller's thread
+            outcome["error"] = error
+
+    thread = threading.Thread(target=work, name="consent-scan")
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
 def crawl(
     site: str,
     urls: list[str],
@@ -421,7 +448,7 @@ def crawl(
     started = time.monotonic()
     deadline = Deadline(max_seconds - min(CLOSING, max_seconds / 4))
     try:
-        crawler = asyncio.run(_crawl(site, urls, origins, max_pages, deadline, chromium, progress))
+        crawler = _run(lambda: _crawl(site, urls, origins, max_pages, deadline, chromium, progress))
     except ScanStopped:  # the bound ran out while the browser started
         return CrawlResult([], [], "max-seconds", time.monotonic() - started, set())
     progress(len({result.page for result in crawler.passes}), "")
