@@ -10,11 +10,13 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
 from playwright.sync_api import Locator, Page
+
+from tests.support.ports import PageHandler
 
 ADMIN_TOKEN = "browser-test-admin-token"
 
@@ -46,7 +48,7 @@ class EmbeddingSite(ThreadingHTTPServer):
         return f"{self.scheme}://{host}:{self.port}"
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(PageHandler):
     server: EmbeddingSite
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
@@ -54,26 +56,13 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/slow.js":
             # An external script that arrives late: order must still be document order.
             time.sleep(0.3)
-            self._send(200, "text/javascript", f"(window.ran = window.ran || []).push({json.dumps(query)});", {})
+            self.send_page(200, "text/javascript", f"(window.ran = window.ran || []).push({json.dumps(query)});", {})
             return
         if path not in self.server.pages:
-            self._send(404, "text/plain", "not found", {})
+            self.send_page(404, "text/plain", "not found", {})
             return
         body, headers = self.server.pages[path]
-        self._send(200, "text/html; charset=utf-8", body, headers)
-
-    def _send(self, status: int, content_type: str, body: str, headers: dict[str, str]) -> None:
-        data = body.encode()
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+        self.send_page(200, "text/html; charset=utf-8", body, headers)
 
 
 class Service:

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from tests.support.inventory import write_site
+from tests.support.ports import PageHandler
 
 SERVER_COOKIE = "shop_session"
 FRAME_COOKIE = "frame_pref"
@@ -97,7 +98,7 @@ class ScanSite(Recorder):
             return {path for method, path in self.requests if method == "GET" and path != "/ga.js"}
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(PageHandler):
     server: Recorder
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
@@ -105,28 +106,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.note("GET", path)
         found = self.server.page(path)
         if found is None:
-            self._send(404, "text/plain", "not found", {})
+            self.send_page(404, "text/plain", "not found", {})
             return
         body, headers = found
         kind = "text/javascript" if path.endswith(".js") else "text/html; charset=utf-8"
-        self._send(200, kind, body, headers)
+        self.send_page(200, kind, body, headers)
 
     def do_POST(self) -> None:  # noqa: N802
         self.server.note("POST", self.path.partition("?")[0])
-        self._send(303, "text/plain", "", {"Location": "/"})
-
-    def _send(self, status: int, content_type: str, body: str, headers: dict[str, str]) -> None:
-        data = body.encode()
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+        self.send_page(303, "text/plain", "", {"Location": "/"})
 
 
 def _cookie(name: str, category: str, expiry: str, match: str = "exact") -> dict[str, Any]:
