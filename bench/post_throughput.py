@@ -1,14 +1,18 @@
-"""Throughput of recording a consent, side by side with a bare Flask insert (the ceiling).
+"""Throughput of recording a consent, side by side with a bare Flask-SQLAlchemy insert (the ceiling).
 
 For each database (SQLite, PostgreSQL), starts the service (``gunicorn wsgi:app``)
 and ``bench/bare_app.py`` under the same gunicorn settings, each on a fresh,
 migrated database; drives them in turn with wrk (the SPEC's POST body, a
 unique event_id per request); prints medians of req/s, p50 and p99 and the
-ratio service/bare; and checks after every run that the table holds a row for
-every 2xx answer. Exits 1 if the ratio is under the budget, any request failed
-or any record was lost. Run from anywhere::
+ratio service/bare, both as the ratio of the medians and as the median of each
+run's ratio to the bare run beside it; and checks after every run that the
+table holds a row for every 2xx answer. The bare app inserts the way
+Flask-SQLAlchemy does (``db.session.add`` and ``commit``), or with a Core
+``INSERT`` under ``--bare-core`` (a stricter baseline, reported without a
+budget). Exits 1 if the median run ratio is under the budget, any request
+failed or any record was lost. Run from anywhere::
 
-    python3 bench/post_throughput.py [--duration 10] [--runs 3] [--databases sqlite,postgresql]
+    python3 bench/post_throughput.py [--duration 10] [--runs 3] [--databases sqlite,postgresql] [--bare-core]
 """
 
 from __future__ import annotations
@@ -47,7 +51,8 @@ from consent import create_app
 with create_app().app_context():
     upgrade()
 """
-BUDGET = 0.80
+# The SPEC: recording a consent at least as fast as a bare Flask-SQLAlchemy insert.
+BUDGET = 1.00
 # The service as deployed, with rate limits that one benchmark client never reaches:
 # the limiter still counts every request, it never refuses one. --env overrides these.
 SERVICE_ENV = {
@@ -263,7 +268,7 @@ def bench_database(kind: str, args: argparse.Namespace, workdir: Path) -> dict[s
     """Start both apps on fresh databases of ``kind`` and drive them interleaved."""
     base_env = {**os.environ, "PYTHONPATH": str(ROOT)}
     signing = {"CONSENT_LEDGER_KEY_FILE": str(ledger_key())}
-    bare = {**base_env, "BENCH_BARE_ORM": "1"} if args.bare_orm else base_env
+    bare = base_env if args.bare_core else {**base_env, "BENCH_BARE_ORM": "1"}
     envs = {"service": {**base_env, **SERVICE_ENV, **signing, **dict(args.env)}, "bare": bare}
     with databases(kind, workdir, args.postgres) as urls, contextlib.ExitStack() as stack:
         servers = []
@@ -297,6 +302,10 @@ def bench_database(kind: str, args: argparse.Namespace, workdir: Path) -> dict[s
         }
     summary["ratio"] = summary["service"]["rps"] / summary["bare"]["rps"]
     summary["cpu_ratio"] = summary["bare"]["cpu_ms"] / summary["service"]["cpu_ms"]
+    # Each service run beside the bare run that followed it: load that drifts during the bench cancels out.
+    paired = zip(summary["service"]["runs"], summary["bare"]["runs"], strict=True)
+    summary["run_ratio"] = statistics.median(s["rps"] / b["rps"] for s, b in paired if not s.get("warmup"))
+    summary["baseline"] = "core" if args.bare_core else "orm"
     return summary
 
 
@@ -304,13 +313,17 @@ def report(results: dict[str, dict[str, Any]]) -> list[str]:
     """Print the medians; return the reasons for failing (none: the budget is met)."""
     print(
         f"\n{'database':10} {'app':7} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'cpu ms/req':>10} "
-        f"{'errors':>6} {'lost':>5}  ratio (cpu)"
+        f"{'errors':>6} {'lost':>5}  ratio (cpu)  run ratio"
     )
     failures = []
     for kind, summary in results.items():
         for app in APPS:
             row = summary[app]
-            ratio = f"{summary['ratio']:.2f} ({summary['cpu_ratio']:.2f})" if app == "service" else ""
+            ratio = (
+                f"{summary['ratio']:.2f} ({summary['cpu_ratio']:.2f})  {summary['run_ratio']:9.2f}"
+                if app == "service"
+                else ""
+            )
             print(
                 f"{kind:10} {app:7} {row['rps']:8.0f} {row['p50_ms']:7.1f} {row['p99_ms']:7.1f} {row['cpu_ms']:10.2f} "
                 f"{row['errors']:6d} {row['lost']:5d}  {ratio}"
@@ -319,8 +332,8 @@ def report(results: dict[str, dict[str, Any]]) -> list[str]:
                 failures.append(f"{kind} {app}: {row['errors']} requests failed")
             if row["lost"] or row["excess"]:
                 failures.append(f"{kind} {app}: {row['lost']} records lost, {row['excess']} unexplained rows")
-        if summary["ratio"] < BUDGET:
-            failures.append(f"{kind}: service/bare {summary['ratio']:.2f} is under the budget {BUDGET:.2f}")
+        if summary["baseline"] == "orm" and summary["run_ratio"] < BUDGET:
+            failures.append(f"{kind}: service/bare {summary['run_ratio']:.2f} is under the budget {BUDGET:.2f}")
     return failures
 
 
@@ -341,7 +354,9 @@ def parse_args() -> argparse.Namespace:
         "--postgres", default=os.environ.get("CONSENT_TEST_POSTGRES", "postgresql://127.0.0.1:5432/test")
     )
     parser.add_argument(
-        "--bare-orm", action="store_true", help="the bare app inserts through the ORM's unit of work (not Core)"
+        "--bare-core",
+        action="store_true",
+        help="the bare app inserts with one Core INSERT, not Flask-SQLAlchemy's session (no budget applies)",
     )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--connections", type=int, default=32)

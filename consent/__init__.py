@@ -21,13 +21,13 @@ def create_app(test_config: dict[str, Any] | None = None, *, routes: bool = True
     """
     # Flask is imported here, not at the top: the offline verifier (consent.verify)
     # lives in this package and runs with the cryptography package alone.
-    from flask import Flask
     from werkzeug.middleware.proxy_fix import ProxyFix
 
     from consent import config
     from consent.resources import TEMPLATES, instance_folder
+    from consent.web.application import ServiceFlask
 
-    app = Flask(
+    app = ServiceFlask(
         __name__,
         instance_path=str(instance_folder(config.value("INSTANCE"))),
         static_folder=None,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -94,10 +95,16 @@ def parse_keys(document: Any) -> dict[str, PublicKey]:
     return keys
 
 
+@functools.lru_cache(maxsize=8)
+def signing_key_id(private: Ed25519PrivateKey) -> str:
+    """The id of a private key's public half, worked out once per key (every recorded choice is signed)."""
+    return key_id(private.public_key())
+
+
 def sign(private: Ed25519PrivateKey, statement: dict[str, Any]) -> dict[str, Any]:
     """``statement`` with the id of the signing key and the signature."""
     signature = private.sign(canonical(statement))
-    return {**statement, "key_id": key_id(private.public_key()), "signature": base64.b64encode(signature).decode()}
+    return {**statement, "key_id": signing_key_id(private), "signature": base64.b64encode(signature).decode()}
 
 
 def statement_of(signed: dict[str, Any]) -> dict[str, Any]:
