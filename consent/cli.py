@@ -34,6 +34,15 @@ def check_command(path: Path | None) -> None:
             f"{site.source}: site {site.key!r}, revision {site.revision}, "
             f"{len(site.cookies)} cookies, hash {site.hash[:12]}"
         )
+        missing = [key for key in ("email", "address") if not site.controller.get(key)]
+        if missing:
+            # Valid, but ISO/IEC TS 27560 asks the controller's contact point of every record.
+            click.echo(
+                f"{site.source}: warning: site {site.key!r} names no controller {' or '.join(missing)}: "
+                "its ISO 27560 records (consent export --format iso27560) lack the contact point the "
+                "standard requires; add controller: {email: ..., address: ...}",
+                err=True,
+            )
 
 
 # Left in the instance folder by `consent serve` when it serves the demo.

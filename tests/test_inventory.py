@@ -123,6 +123,21 @@ def test_check_command_accepts_a_good_file(tmp_path):
     assert "site 'shop', revision 3" in result.output
 
 
+def test_check_command_warns_of_a_site_without_controller_contact(tmp_path):
+    # Valid for the banner, but its ISO 27560 records would have no contact point.
+    assert "controller" not in VALID
+    result = CliRunner().invoke(cli, ["check", str(write(tmp_path, VALID))])
+    assert result.exit_code == 0
+    assert "warning: site 'shop' names no controller email or address" in result.output
+
+
+def test_check_command_does_not_warn_when_the_controller_has_a_contact(tmp_path):
+    with_contact = VALID + "controller: {email: dpo@shop.example, address: 1 Main Street Springfield}\n"
+    result = CliRunner().invoke(cli, ["check", str(write(tmp_path, with_contact))])
+    assert result.exit_code == 0, result.output
+    assert "warning" not in result.output
+
+
 def test_check_command_names_a_missing_path(tmp_path):
     result = CliRunner().invoke(cli, ["check", str(tmp_path / "nope.yaml")])
     assert result.exit_code == 1
