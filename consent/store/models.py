@@ -163,6 +163,30 @@ class DailyRollup(db.Model):  # type: ignore[name-defined]  # Flask-SQLAlchemy m
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class RegionRollup(db.Model):  # type: ignore[name-defined]  # Flask-SQLAlchemy makes the base at run time
+    """One site's counts for one UTC day, regime and country, kept with (and up to the mark of) its DailyRollup.
+
+    ``regime`` and ``country`` are empty for records without them (from before regions, or no known region).
+    """
+
+    __tablename__ = "region_rollups"
+
+    site: Mapped[str] = mapped_column(String(40), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    regime: Mapped[str] = mapped_column(String(16), primary_key=True)
+    country: Mapped[str] = mapped_column(String(2), primary_key=True)
+    records: Mapped[int]
+    accept_all: Mapped[int]
+    reject_all: Mapped[int]
+    custom: Mapped[int]
+    withdraw: Mapped[int]
+    opt_out: Mapped[int]
+    functional: Mapped[int]
+    analytics: Mapped[int]
+    advertising: Mapped[int]
+    gpc: Mapped[int]
+
+
 class UndeclaredCookie(db.Model):  # type: ignore[name-defined]  # Flask-SQLAlchemy makes the base at run time
     """A cookie name visitors' browsers carried on a page that the site's inventory does not declare."""
 
