@@ -319,3 +319,21 @@ def test_the_databases_canonical_json_of_a_regional_record_is_the_services(
     expected = [entry({name: getattr(record, name) for name in ENTRY_FIELDS}).decode() for record in stored(app)]
     assert in_sql == expected
     assert expected[-1].endswith("false,false]") and ',"opt-in",null,false]' in expected[2]
+
+
+@pytest.mark.parametrize(
+    "value", ["", " ", "XX", "T1", "A1", "us-ca", "US-CA-XX", "ÄÖ", "D", "12", "US;DROP TABLE", "U" * 200]
+)
+def test_odd_region_header_values_are_an_unknown_or_plain_region_never_an_error(
+    regional: Flask, regional_client: FlaskClient, value: str
+) -> None:
+    headers = {"CloudFront-Viewer-Country": value, "CloudFront-Viewer-Country-Region": value, "Sec-GPC": value}
+    response = banner(regional_client, headers)
+    assert response.status_code == 200
+    config = _config(response)
+    assert config["region"] in (None, "US-CA")
+    assert config["sec_gpc"] is False
+    recorded = post(regional_client, headers)
+    assert recorded.status_code == 201, recorded.json
+    (record,) = stored(regional)
+    assert record.region == config["region"] and record.regime == config["regime"]
