@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import secrets
@@ -183,7 +184,9 @@ def _cached_script(site: Site, service_url: str, region: str | None, sec_gpc: bo
         while len(cache) > CACHE_LIMIT:
             cache.popitem(last=False)
     else:
-        cache.move_to_end(key)
+        # Under a threaded server another request may have evicted it meanwhile: then it stays out.
+        with contextlib.suppress(KeyError):
+            cache.move_to_end(key)
     return script
 
 
