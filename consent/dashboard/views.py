@@ -151,7 +151,7 @@ def _lookup(site: Site) -> dict[str, Any] | None:
 
 @bp.get("/admin/sites/<site>")
 def site_dashboard(site: str) -> ResponseReturnValue:
-    """One site: opt-in rates per day, totals by action, GPC share, recent records, undeclared cookies."""
+    """One site: opt-in rates per day, totals by action, GPC share, rates by regime and country, recent records."""
     current = get_site(site)
     report = site_stats(current.key, _since(current))
     labels = {c["key"]: c["label"][current.default_language] for c in current.public["categories"]}
@@ -179,6 +179,10 @@ def site_dashboard(site: str) -> ResponseReturnValue:
         chart=opt_in_chart(report, optional),
         labels=optional,
         actions=[(ACTION_LABELS[a], getattr(report.totals, a)) for a in ACTIONS],
+        breakdowns=[
+            ("regime", "By regime", "Regime", report.by_regime, "before regions"),
+            ("country", "By country", "Country", report.by_country, "unknown"),
+        ],
         recent=recent,
         lookup=_lookup(current),
         undeclared=undeclared,

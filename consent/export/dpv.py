@@ -6,8 +6,9 @@ consent status (given, refused or withdrawn), the notice the visitor saw (the
 inventory version by hash, at its absolute declaration URL), the controller,
 the recipients (the category's providers), storage on the visitor's device for
 the category's longest cookie expiry, the jurisdiction, rights and the
-withdrawal control. The service's own fields (record id, action, revision,
-GPC/DNT, truncated IP, user agent, integrity fields) travel under
+withdrawal control, with the visitor's region among the jurisdictions when
+the record has one. The service's own fields (record id, action, revision,
+GPC/DNT, regime, region and Sec-GPC, truncated IP, user agent, integrity fields) travel under
 ``consent:record``, a JSON literal in the JSON-LD sense.
 
 ``from_iso27560`` gives back the export columns of such a record, exactly, so
@@ -63,6 +64,7 @@ INDICATION = {
     "reject_all": "Reject all in the cookie banner",
     "custom": "Choices saved in the cookie preferences",
     "withdraw": "Withdraw consent in the cookie preferences",
+    "opt_out": "Do Not Sell or Share My Personal Information (opt-out)",
 }
 # The EEA's member states, where the GDPR applies.
 EEA = frozenset("AT BE BG CY CZ DE DK EE ES FI FR GR HR HU IE IT LT LU LV MT NL PL PT RO SE SI SK IS LI NO".split())
@@ -70,6 +72,9 @@ OWN_FIELDS = (
     "record_id", "site", "action", "necessary", "revision", "inventory_hash",
     "ip", "user_agent", "gpc", "dnt", "record_hash",
 )  # fmt: skip
+# What the server applied (regime, region, Sec-GPC): null on records from before regions, absent in
+# ISO 27560 exports written before regions.
+REGIONAL_FIELDS = ("regime", "region", "sec_gpc")
 
 
 def context(namespace: str) -> dict[str, Any]:
@@ -165,14 +170,14 @@ class RecordBuilder:
             "dct:language": row["language"],
             "dpv:hasDataSubject": {"@type": ["dpv:DataSubject"], "dct:identifier": row["consent_id"]},
             "dpv:hasDataController": [self.controller_id],
-            "dpv:hasJurisdiction": parts["jurisdiction"],
+            "dpv:hasJurisdiction": _jurisdictions(parts["jurisdiction"], row.get("region")),
             **parts["law"],
             "dpv:hasNotice": [parts["notice"]],
             "dpv:hasConsentControl": parts["control"],
             "dpv:hasRight": parts["rights"],
             "dpv:hasEntity": parts["entities"],
             "dpv:hasProcess": processes,
-            OWN: {name: row[name] for name in OWN_FIELDS},
+            OWN: {name: row[name] for name in (*OWN_FIELDS, *REGIONAL_FIELDS)},
         }
 
     def _record_id(self, row: Mapping[str, Any]) -> str:
@@ -308,6 +313,13 @@ class RecordBuilder:
         }
 
 
+def _jurisdictions(site: list[str], region: str | None) -> list[str]:
+    """The site's jurisdictions, and the visitor's region (``loc:US-CA``) where the record has one."""
+    if region is None or f"loc:{region}" in site:
+        return site
+    return [*site, f"loc:{region}"]
+
+
 def receipt(builder: RecordBuilder, consent_id: str, records: list[dict[str, Any]], created: str) -> dict[str, Any]:
     """A visitor's history as a DPV-27560 consent receipt: their records, each whole, oldest first."""
     settings = builder.settings
@@ -328,6 +340,10 @@ def from_iso27560(document: dict[str, Any]) -> dict[str, Any]:
     own = document[OWN]
     moment = document["dct:created"]
     record: dict[str, Any] = {name: own[name] for name in OWN_FIELDS}
+    record.update({name: own.get(name) for name in REGIONAL_FIELDS})
+    region = record["region"]
+    if region is not None and f"loc:{region}" not in document["dpv:hasJurisdiction"]:
+        raise ValueError("the jurisdictions do not hold the record's region")
     record["consent_id"] = document["dpv:hasDataSubject"]["dct:identifier"]
     record["recorded_at"] = moment
     record["language"] = document["dct:language"]

@@ -13,20 +13,23 @@ Records of the past change only when purged or forgotten: that code calls
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
 
 import click
 from flask import Flask
 from flask.cli import with_appcontext
-from sqlalchemy import ColumnElement, Date, Integer, case, cast, delete, func, select, update
+from sqlalchemy import delete, func, select, update
 
 from consent.inventory.sites import sites
+from consent.log import region_stats
+from consent.log.counts import Counts, as_date, count_columns, in_span, utc_day
 from consent.log.recording import ACTIONS, OPTIONAL
 from consent.store.database import dialect_insert
 from consent.store.models import ConsentRecord, DailyRollup, db
 from consent.timestamps import utcnow
+
+__all__ = ["Counts", "SiteStats", "invalidate_rollups", "percent", "site_stats", "stats_lines"]
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 3660
@@ -35,28 +38,6 @@ MAX_DAYS = 3660
 SETTLING = timedelta(minutes=5)
 # Rows per INSERT when storing roll-ups (SQLite allows 32766 parameters per statement).
 STORE_BATCH = 500
-
-
-@dataclass(frozen=True)
-class Counts:
-    """Records of one site over a span, by action, by granted category and with GPC."""
-
-    records: int = 0
-    accept_all: int = 0
-    reject_all: int = 0
-    custom: int = 0
-    withdraw: int = 0
-    functional: int = 0
-    analytics: int = 0
-    advertising: int = 0
-    gpc: int = 0
-
-    def __add__(self, other: Counts) -> Counts:
-        return Counts(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(Counts)))
-
-    def rate(self, part: str) -> float | None:
-        """The share of records granting a category (or sending GPC); None without records."""
-        return getattr(self, part) / self.records if self.records else None
 
 
 @dataclass(frozen=True)
@@ -73,6 +54,9 @@ class SiteStats:
     since: date
     until: date
     days: list[DayCounts]
+    # The period's counts by regime and by country (the region's part before "-"), largest first.
+    by_regime: dict[str, Counts] = field(default_factory=dict)
+    by_country: dict[str, Counts] = field(default_factory=dict)
 
     @property
     def totals(self) -> Counts:
@@ -96,34 +80,11 @@ def _midnight(day: date) -> datetime:
     return datetime.combine(day, time(0), tzinfo=UTC)
 
 
-def _utc_day() -> ColumnElement[Any]:
-    """The UTC day of a record, in SQL."""
-    if db.engine.dialect.name == "postgresql":
-        return cast(func.timezone("UTC", ConsentRecord.recorded_at), Date)
-    return func.date(ConsentRecord.recorded_at)  # SQLite keeps UTC as text: "YYYY-MM-DD HH:MM:SS..."
-
-
 def count_by_day(site: str, start: datetime, end: datetime) -> dict[date, Counts]:
     """Count the site's records with ``start <= recorded_at < end`` per UTC day, in one query."""
-    record = ConsentRecord
-    day = _utc_day().label("day")
-    columns: list[Any] = [day, func.count()]
-    columns += [func.sum(case((record.action == action, 1), else_=0)) for action in ACTIONS]
-    columns += [func.sum(cast(getattr(record, part), Integer)) for part in (*OPTIONAL, "gpc")]
-    rows = db.session.execute(
-        select(*columns)
-        .where(
-            record.site == site,
-            record.recorded_at >= start,
-            record.recorded_at < end,
-            record.action.in_(ACTIONS),
-        )
-        .group_by(day)
-    )
-    return {
-        when if isinstance(when, date) else date.fromisoformat(when): Counts(*(int(v) for v in values))
-        for when, *values in rows
-    }
+    day = utc_day().label("day")
+    rows = db.session.execute(select(day, *count_columns()).where(*in_span(site, start, end)).group_by(day))
+    return {as_date(when): Counts(*(int(v) for v in values)) for when, *values in rows}
 
 
 def _stored(site: str, first: date, last: date) -> dict[date, DailyRollup]:
@@ -135,27 +96,32 @@ def _counts(row: DailyRollup) -> Counts:
     return Counts(*(getattr(row, f.name) for f in fields(Counts)))
 
 
-def _insert_days(site: str, counted: dict[date, Counts], marks: dict[date, datetime]) -> None:
+def _insert_days(site: str, counted: dict[date, Counts], marks: dict[date, datetime]) -> set[date]:
+    """Store days counted for the first time; the days this view stored (not another one first)."""
     now = utcnow()
     values = [
         {"site": site, "day": day, **asdict(counts), "counted_until": marks[day], "computed_at": now}
         for day, counts in sorted(counted.items())
     ]
+    inserted: set[date] = set()
     for start in range(0, len(values), STORE_BATCH):
-        # Two views may count the same day at once: the first stored wins, and both are equal.
+        # Two views may count the same day at once: the first stored wins.
         statement = dialect_insert(DailyRollup).values(values[start : start + STORE_BATCH])
-        db.session.execute(statement.on_conflict_do_nothing(index_elements=["site", "day"]))
+        statement = statement.on_conflict_do_nothing(index_elements=["site", "day"]).returning(DailyRollup.day)
+        inserted.update(as_date(day) for day in db.session.scalars(statement))
+    return inserted
 
 
-def _advance_day(row: DailyRollup, added: Counts, mark: datetime) -> None:
-    """Add ``added`` to a stored day and move its mark, unless another view moved it first."""
+def _advance_day(row: DailyRollup, added: Counts, mark: datetime) -> bool:
+    """Add ``added`` to a stored day and move its mark, unless another view moved it first; whether it did."""
     increments = {f.name: getattr(DailyRollup, f.name) + getattr(added, f.name) for f in fields(Counts)}
-    db.session.execute(
+    result = db.session.execute(
         update(DailyRollup)
         .where(DailyRollup.site == row.site, DailyRollup.day == row.day, DailyRollup.counted_until == row.counted_until)
         .values(**increments, counted_until=mark, computed_at=utcnow())
         .execution_options(synchronize_session=False)
     )
+    return bool(getattr(result, "rowcount", 0) == 1)
 
 
 def _first_record_day(site: str) -> date | None:
@@ -189,23 +155,40 @@ def site_stats(site: str, since: date | None = None, now: datetime | None = None
     # Days never counted: one query per run of consecutive days.
     fresh = [day for day in marks if day not in stored]
     counted: dict[date, Counts] = {}
+    groups: dict[region_stats.Group, Counts] = {}
     for first_day, end_day in _runs(fresh):
-        found = count_by_day(site, _midnight(first_day), min(_midnight(end_day), horizon))
+        span = (_midnight(first_day), min(_midnight(end_day), horizon))
+        found = count_by_day(site, *span)
         counted.update({day: found.get(day, Counts()) for day in _day_range(first_day, end_day)})
-    _insert_days(site, counted, marks)
+        groups.update(region_stats.count_by_group(site, *span))
+    # A day's groups are stored with its day counts, by the view that stored those.
+    inserted = _insert_days(site, counted, marks)
+    region_stats.store_groups(site, {key: counts for key, counts in groups.items() if key[0] in inserted})
     known.update(counted)
     # Days counted up to an earlier mark (today, mostly): only the records since.
     for day, row in stored.items():
         if day in marks and row.counted_until < marks[day]:
             added = count_by_day(site, row.counted_until, marks[day]).get(day, Counts())
-            _advance_day(row, added, marks[day])
+            if _advance_day(row, added, marks[day]):
+                region_stats.add_groups(site, region_stats.count_by_group(site, row.counted_until, marks[day]))
             known[day] = known[day] + added
     db.session.commit()
     # The last minutes, not yet settled: counted live on every view.
-    for day, counts in count_by_day(site, max(horizon, _midnight(since)), now + SETTLING).items():
+    live = (max(horizon, _midnight(since)), now + SETTLING)
+    for day, counts in count_by_day(site, *live).items():
         known[day] = known.get(day, Counts()) + counts
+    regions = region_stats.stored_groups(site, since, today)
+    for key, counts in region_stats.count_by_group(site, *live).items():
+        regions[key] = regions.get(key, Counts()) + counts
     days = [DayCounts(day, known.get(day, Counts())) for day in _day_range(since, today + timedelta(days=1))]
-    return SiteStats(site=site, since=since, until=today, days=days)
+    return SiteStats(
+        site=site,
+        since=since,
+        until=today,
+        days=days,
+        by_regime=region_stats.totals_by(regions, "regime"),
+        by_country=region_stats.totals_by(regions, "country"),
+    )
 
 
 def _day_range(first: date, end: date) -> list[date]:
@@ -220,20 +203,24 @@ def invalidate_rollups(site: str, days: Iterable[date] | None = None) -> None:
     days are counted again from the log the next time they are shown.
     """
     statement = delete(DailyRollup).where(DailyRollup.site == site)
-    if days is not None:
-        chosen = sorted(set(days))
+    chosen = None if days is None else sorted(set(days))
+    if chosen is not None:
         if not chosen:
             return
         statement = statement.where(DailyRollup.day.in_(chosen))
     db.session.execute(statement)
+    region_stats.forget_groups(site, chosen)
 
 
-ACTION_LABELS = {"accept_all": "accept all", "reject_all": "reject all", "custom": "custom", "withdraw": "withdraw"}
+ACTION_LABELS = {
+    "accept_all": "accept all", "reject_all": "reject all", "custom": "custom", "withdraw": "withdraw",
+    "opt_out": "opt out",
+}  # fmt: skip
 RATE_COLUMNS = (*OPTIONAL, "gpc")
 
 
 def stats_lines(report: SiteStats) -> list[str]:
-    """The terminal table: a row per day and a total, then the totals by action."""
+    """The terminal table: a row per day and a total, the totals by action, then the rates by regime and by country."""
     header = f"{'day':<10}  {'records':>8}" + "".join(f"  {name:>11}" for name in RATE_COLUMNS)
     lines = [f"site {report.site}: {report.since} to {report.until} (UTC days)", header]
     for row in [*((str(d.day), d.counts) for d in report.days), ("total", report.totals)]:
@@ -243,6 +230,17 @@ def stats_lines(report: SiteStats) -> list[str]:
         )
     totals = report.totals
     lines.append("actions: " + ", ".join(f"{ACTION_LABELS[a]} {getattr(totals, a)}" for a in ACTIONS))
+    for title, groups, unknown in (
+        ("regime", report.by_regime, "(before regions)"),
+        ("country", report.by_country, "(unknown)"),
+    ):
+        lines.append(
+            f"{'by ' + title:<18}  {'records':>8}  {'refused':>11}" + "".join(f"  {n:>11}" for n in RATE_COLUMNS)
+        )
+        for name, counts in groups.items():
+            rates = [percent(counts.refusals / counts.records if counts.records else None)]
+            rates += [percent(counts.rate(n)) for n in RATE_COLUMNS]
+            lines.append(f"{name or unknown:<18}  {counts.records:>8}" + "".join(f"  {rate:>11}" for rate in rates))
     return lines
 
 
@@ -251,7 +249,7 @@ def stats_lines(report: SiteStats) -> list[str]:
 @click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), help="First day (UTC), default 30 days ago.")
 @with_appcontext
 def stats_command(site: str, since: datetime | None) -> None:
-    """Print consent rates per category and day, totals by action and the GPC share."""
+    """Print consent rates per category and day, totals by action, the GPC share, and rates by regime and country."""
     if site not in sites():
         raise click.ClickException(f"unknown site {site!r} (known: {', '.join(sorted(sites()))})")
     for line in stats_lines(site_stats(site, since.date() if since else None)):

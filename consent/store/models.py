@@ -89,6 +89,11 @@ class ConsentRecord(db.Model):  # type: ignore[name-defined]  # Flask-SQLAlchemy
     user_agent: Mapped[str] = mapped_column(String(512))
     gpc: Mapped[bool]
     dnt: Mapped[bool]
+    # What the server applied (consent.web.regions): the regime, the visitor's region (DE, US-CA)
+    # and whether the request carried Sec-GPC: 1. None on records from before regions.
+    regime: Mapped[str | None] = mapped_column(String(16))
+    region: Mapped[str | None] = mapped_column(String(8))
+    sec_gpc: Mapped[bool | None]
     # The record's leaf hash in its site's Merkle tree: SHA-256 over 0x00 and its
     # canonical bytes (consent.ledger.canonical).
     record_hash: Mapped[str] = mapped_column(String(64))
@@ -149,12 +154,37 @@ class DailyRollup(db.Model):  # type: ignore[name-defined]  # Flask-SQLAlchemy m
     reject_all: Mapped[int]
     custom: Mapped[int]
     withdraw: Mapped[int]
+    opt_out: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     functional: Mapped[int]
     analytics: Mapped[int]
     advertising: Mapped[int]
     gpc: Mapped[int]
     counted_until: Mapped[datetime] = mapped_column(UTCDateTime())
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class RegionRollup(db.Model):  # type: ignore[name-defined]  # Flask-SQLAlchemy makes the base at run time
+    """One site's counts for one UTC day, regime and country, kept with (and up to the mark of) its DailyRollup.
+
+    ``regime`` and ``country`` are empty for records without them (from before regions, or no known region).
+    """
+
+    __tablename__ = "region_rollups"
+
+    site: Mapped[str] = mapped_column(String(40), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    regime: Mapped[str] = mapped_column(String(16), primary_key=True)
+    country: Mapped[str] = mapped_column(String(2), primary_key=True)
+    records: Mapped[int]
+    accept_all: Mapped[int]
+    reject_all: Mapped[int]
+    custom: Mapped[int]
+    withdraw: Mapped[int]
+    opt_out: Mapped[int]
+    functional: Mapped[int]
+    analytics: Mapped[int]
+    advertising: Mapped[int]
+    gpc: Mapped[int]
 
 
 class UndeclaredCookie(db.Model):  # type: ignore[name-defined]  # Flask-SQLAlchemy makes the base at run time
