@@ -1,4 +1,4 @@
-/* consent banner: categories, blocked scripts and embeds, Consent Mode v2, GPC, and a logged choice.
+/* consent banner: regimes, categories, blocked scripts and embeds, Consent Mode v2, GPC, and a logged choice.
  * Served by GET /s/<site>/banner.js with the site's configuration in place of the marker below. */
 (function () {
   'use strict';
@@ -9,6 +9,12 @@
 
   const COOKIE = 'consent';
   const OPTIONAL = ['functional', 'analytics', 'advertising'];
+  // opt-in | opt-out | notice | none, resolved for this visitor's region when the script was served.
+  const REGIME = CONFIG.regime || 'opt-in';
+  const OPT_IN = REGIME === 'opt-in';
+  const OPT_OUT = REGIME === 'opt-out';
+  // The oldest revision whose refusals still hold: a later one added a category or purpose.
+  const PURPOSES = CONFIG.purposes_revision || CONFIG.revision;
   const QUEUE_KEY = 'consent.pending.' + CONFIG.site;
   const PROOF_KEY = 'consent.proof.' + CONFIG.site;
   const DAY_MS = 864e5;
@@ -54,15 +60,22 @@ summary{cursor:pointer;color:var(--c-accent);margin:.25rem 0}
 .ph p{margin:0}
 .ph div{display:flex;flex-wrap:wrap;gap:.5rem}
 @keyframes c-in{from{transform:translateY(1rem)}}
-@media (prefers-reduced-motion:reduce){*{animation:none!important;transition:none!important}}
+@media (prefers-reduced-motion:reduce){*{animation:none!important}}
 `;
 
-  /** @type {{id:string, receipt:string, revision:number, choices:Object<string,boolean>, given:string}|null} */
-  let state = readCookie();
-  /** The choices in force, or null while the visitor has not (validly) chosen. */
-  let current = isValid(state) ? state.choices : null;
-  const privacySignal = navigator.globalPrivacyControl === true;
+  // Global Privacy Control, as the page sees it or as the browser sent it with the request for this script.
+  const gpc = navigator.globalPrivacyControl === true || CONFIG.sec_gpc;
   const dnt = navigator.doNotTrack === '1' || window.doNotTrack === '1';
+  // Where advertising starts refused: GPC or DNT under opt-in; GPC (a legal opt-out) under opt-out.
+  const adsOff = OPT_IN ? gpc || dnt : OPT_OUT && gpc;
+  /** @type {{id:string, receipt:string, revision:number, choices:Object<string,boolean>, action:string, given:string}|null} */
+  let state = readCookie();
+  /** Every optional category but advertising where it starts refused: Accept all, and what opt-out, notice and none imply. */
+  const all = { functional: true, analytics: true, advertising: !adsOff };
+  /** The choices in force: stored, else what the regime implies (null under opt-in: nothing granted). */
+  let current = isValid(state) ? state.choices : OPT_IN ? null : all;
+  /** Whether the first layer waits for the visitor: no stored choice (or dismissed notice) holds, and the regime asks. */
+  let asking = !isValid(state) && REGIME !== 'none';
   const lang = pickLanguage();
   const listeners = [];
   const started = new WeakSet();
@@ -135,20 +148,34 @@ summary{cursor:pointer;color:var(--c-accent);margin:.25rem 0}
     if (fields.v !== '1' || !fields.given) return null;
     const choices = {};
     for (const c of OPTIONAL) choices[c] = fields[c] === '1';
-    return { id: fields.id || '', receipt: fields.receipt || '', revision: +fields.revision, choices: choices, given: fields.given };
+    return { id: fields.id || '', receipt: fields.receipt || '', revision: +fields.revision, choices: choices, action: fields.action || '', given: fields.given };
   }
 
-  /** Whether a stored choice still holds: same revision, younger than consent_max_age_days. @return {boolean} */
+  /** Whether a stored choice is a refusal: an opt-out, or nothing optional granted. @return {boolean} */
+  function isRefusal(s) {
+    return s.action === 'opt_out' || !OPTIONAL.some((c) => s.choices[c]);
+  }
+
+  /** When a stored choice lapses (ms): a refusal lasts reask_days, and at least as long as a consent. @return {number} */
+  function expiry(s) {
+    return Date.parse(s.given) + (isRefusal(s) ? Math.max(CONFIG.reask_days || 0, CONFIG.max_age_days) : CONFIG.max_age_days) * DAY_MS;
+  }
+
+  /**
+   * Whether a stored choice still holds: not lapsed, and the same revision, or for a refusal any revision
+   * since the last that added a purpose. A dismissed notice is no answer to an opt-in banner.
+   * @return {boolean}
+   */
   function isValid(s) {
-    return !!s && s.revision === CONFIG.revision && Date.parse(s.given) + CONFIG.max_age_days * DAY_MS > Date.now();
+    return !!s && !(OPT_IN && s.action === 'dismiss') && (isRefusal(s) ? s.revision >= PURPOSES : s.revision === CONFIG.revision) && expiry(s) > Date.now();
   }
 
   /** Store `state` in the first-party consent cookie. */
   function writeCookie() {
-    const expires = Date.parse(state.given) + CONFIG.max_age_days * DAY_MS;
+    const expires = expiry(state);
     const parts = ['v:1', 'id:' + state.id, 'receipt:' + state.receipt, 'revision:' + state.revision];
     for (const c of OPTIONAL) parts.push(c + ':' + (state.choices[c] ? 1 : 0));
-    parts.push('given:' + state.given, 'expires:' + iso(expires));
+    parts.push('action:' + state.action, 'given:' + state.given, 'expires:' + iso(expires));
     let cookie = COOKIE + '=' + parts.join('|') + '; Path=/; SameSite=Lax; Max-Age=' + Math.max(0, Math.floor((expires - Date.now()) / 1000));
     if (CONFIG.cookie_domain) cookie += '; Domain=' + CONFIG.cookie_domain;
     if (location.protocol === 'https:') cookie += '; Secure';
@@ -217,10 +244,6 @@ summary{cursor:pointer;color:var(--c-accent);margin:.25rem 0}
     if (flushing) return;
     const record = loadQueue()[0];
     if (!record) return;
-    if (!window.fetch) {
-      if (navigator.sendBeacon && navigator.sendBeacon(ENDPOINT, body(record))) drop(record);
-      return;
-    }
     flushing = true;
     fetch(ENDPOINT, { method: 'POST', body: body(record), headers: { 'Content-Type': 'text/plain' }, keepalive: true, credentials: 'omit' })
       .then((r) => {
@@ -267,9 +290,9 @@ summary{cursor:pointer;color:var(--c-accent);margin:.25rem 0}
     window.dataLayer.push(arguments);
   }
 
-  /** Consent Mode states for `choices` (null: all denied). @return {Object<string,string>} */
+  /** Consent Mode states for `choices` (null or false: all denied; true: all granted). @return {Object<string,string>} */
   function consentMode(choices) {
-    const g = (c) => (choices && choices[c] ? 'granted' : 'denied');
+    const g = (c) => (choices === true || (choices && choices[c]) ? 'granted' : 'denied');
     return {
       ad_storage: g('advertising'), ad_user_data: g('advertising'), ad_personalization: g('advertising'),
       analytics_storage: g('analytics'), functionality_storage: g('functional'), personalization_storage: g('functional'),
@@ -363,19 +386,24 @@ summary{cursor:pointer;color:var(--c-accent);margin:.25rem 0}
 
   // ---- recording a choice ----
 
+  /** Keep `choices` as the visitor's answer in the consent cookie. @param {string} action @param {Object} choices */
+  function remember(action, choices) {
+    current = complete(choices);
+    asking = false;
+    state = Object.assign({ id: '', receipt: '' }, state, { revision: CONFIG.revision, choices: current, action: action, given: iso(Date.now()) });
+    writeCookie();
+  }
+
   /**
    * Apply and record a choice: cookie, Consent Mode, scripts, embeds, cookie deletion, event, delivery.
-   * @param {string} action accept_all | reject_all | custom | withdraw
+   * @param {string} action accept_all | reject_all | custom | withdraw | opt_out
    * @param {Object<string,boolean>} choices
    */
   function choose(action, choices) {
-    const now = Date.now();
-    current = complete(choices);
-    state = Object.assign({ id: '', receipt: '' }, state, { revision: CONFIG.revision, choices: current, given: iso(now) });
-    writeCookie();
+    remember(action, choices);
     saveQueue(loadQueue().concat([{
       event_id: uuid(), action: action, choices: current, revision: CONFIG.revision, language: lang,
-      page_url: location.origin + location.pathname, gpc: privacySignal, dnt: dnt,
+      page_url: location.origin + location.pathname, gpc: gpc, dnt: dnt,
     }]));
     hideAll();
     applyChoices();
@@ -391,9 +419,29 @@ summary{cursor:pointer;color:var(--c-accent);margin:.25rem 0}
     flush();
   }
 
-  /** Make the page follow `current`. */
+  /** Opt out of the sale and sharing of personal information (advertising); say it is done under opt-out. */
+  function optOut() {
+    choose('opt_out', Object.assign(complete(current), { advertising: false }));
+    if (OPT_OUT) whenBody(() => {
+      const layer = buildUI().layer;
+      const row = layer.lastChild;
+      layer.querySelector('p').textContent = t('opt_out_done');
+      // OK stays (last in the row), and now only closes: the opt-out is the answer.
+      row.replaceChildren(row.lastChild);
+      showBanner();
+    });
+  }
+
+  /** Close the notice: remembered for this revision, nothing recorded (after an opt-out: just close). */
+  function dismiss() {
+    if (asking) remember('dismiss', current);
+    hideAll();
+  }
+
+  /** Make the page follow `current`, and tell tag managers. */
   function applyChoices() {
     gtag('consent', 'update', consentMode(current));
+    dataLayer.push({ event: 'consent_update', consent: api.get(), regime: REGIME });
     deleteRefusedCookies();
     releaseScripts();
     handleFrames();
@@ -435,7 +483,7 @@ summary{cursor:pointer;color:var(--c-accent);margin:.25rem 0}
   /** Three equal buttons: Accept all, Reject all (Withdraw once something is granted), and a third. @return {HTMLElement} */
   function buttons(third, withdrawing) {
     return el('div', { class: 'row' }, [
-      button('accept', t('accept_all'), () => choose('accept_all', { functional: true, analytics: true, advertising: !privacySignal && !dnt })),
+      button('accept', t('accept_all'), () => choose('accept_all', all)),
       button('reject', t(withdrawing ? 'withdraw' : 'reject_all'), () => choose(withdrawing ? 'withdraw' : 'reject_all', {})),
       third,
     ]);
@@ -447,12 +495,16 @@ summary{cursor:pointer;color:var(--c-accent);margin:.25rem 0}
     const host = el('div', { id: 'consent-banner', 'data-layout': CONFIG.layout });
     const root = shadow(host);
     const policy = el('a', { href: CONFIG.policy_url }, [t('policy')]);
-    const notice = (id) => (privacySignal || dnt ? el('p', { class: 'note', id: id }, [t('gpc_notice')]) : null);
-    const layer = el('section', { class: 'layer ' + CONFIG.layout, role: 'dialog', 'aria-labelledby': 'c-title', 'aria-describedby': privacySignal || dnt ? 'c-intro c-note' : 'c-intro', tabindex: '-1', hidden: true, lang: lang }, [
+    const notice = (id) => (adsOff ? el('p', { class: 'note', id: id }, [t('gpc_notice')]) : null);
+    const customise = button('customise', t('customise'), () => open());
+    // Opt-in: Accept all, Reject all, Customise. Opt-out: Do Not Sell or Share, Customise, OK. Notice: OK.
+    const layer = el('section', { class: 'layer ' + CONFIG.layout, role: 'dialog', 'aria-labelledby': 'c-title', 'aria-describedby': adsOff ? 'c-intro c-note' : 'c-intro', tabindex: '-1', hidden: true, lang: lang }, [
       el('h2', { id: 'c-title' }, [t('title')]),
-      el('p', { id: 'c-intro' }, [t('intro') + ' ', policy]),
+      el('p', { id: 'c-intro' }, [t(OPT_IN ? 'intro' : 'notice') + ' ', policy]),
       notice('c-note'),
-      buttons(button('customise', t('customise'), () => open()), false),
+      OPT_IN ? buttons(customise, false) : el('div', { class: 'row' }, [
+        OPT_OUT ? button('opt-out', t('opt_out'), optOut) : null, OPT_OUT ? customise : null, button('ok', t('ok'), dismiss),
+      ]),
     ]);
     const dialog = el('dialog', { 'aria-labelledby': 'c-prefs', 'aria-describedby': 'c-prefs-intro', lang: lang });
     dialog.addEventListener('close', closed);
@@ -577,11 +629,11 @@ summary{cursor:pointer;color:var(--c-accent);margin:.25rem 0}
 
   /** After the preferences close: back to the first layer if no choice holds, focus back where it was. */
   function closed() {
-    if (!current) ui.layer.hidden = false;
+    if (asking) ui.layer.hidden = false;
     const back = ui.opener;
     ui.opener = null;
     if (back && back.isConnected && back.focus) back.focus();
-    else if (!current) ui.layer.focus({ preventScroll: true });
+    else if (asking) ui.layer.focus({ preventScroll: true });
   }
 
   /** Hide both layers. */
@@ -647,8 +699,15 @@ summary{cursor:pointer;color:var(--c-accent);margin:.25rem 0}
 
   // ---- start ----
 
-  gtag('consent', 'default', consentMode(null));
-  if (current) applyChoices();
+  // Consent Mode defaults: one per region group the site maps, then the one for every other region.
+  const mode = CONFIG.consent_mode || {};
+  const wait = { wait_for_update: mode.wait_for_update };
+  for (const r of mode.regions || []) gtag('consent', 'default', Object.assign(consentMode(r.granted), { region: r.region }, wait));
+  gtag('consent', 'default', Object.assign(consentMode(mode.granted), wait));
+  for (const k of ['ads_data_redaction', 'url_passthrough']) if (mode[k]) gtag('set', k, true);
+  // GPC is an opt-out where the law makes it one: recorded once per visitor and revision, without a click.
+  if (OPT_OUT && gpc && (asking || state.revision !== CONFIG.revision || state.action === 'dismiss')) optOut();
+  else if (current) applyChoices();
   new MutationObserver((records) => {
     for (const r of records) {
       for (const n of r.addedNodes) {
@@ -661,14 +720,15 @@ summary{cursor:pointer;color:var(--c-accent);margin:.25rem 0}
   }).observe(document.documentElement, { childList: true, subtree: true });
   whenBody(() => {
     handleFrames();
-    if (!current) showBanner();
+    if (asking) showBanner();
   });
   document.addEventListener('click', (e) => {
-    const target = e.target.closest && e.target.closest('[data-consent-open],[data-consent-withdraw]');
+    const target = e.target.closest && e.target.closest('[data-consent-open],[data-consent-withdraw],[data-consent-opt-out]');
     if (!target) return;
     e.preventDefault();
     if (target.hasAttribute('data-consent-open')) open();
-    else api.withdraw();
+    else if (target.hasAttribute('data-consent-withdraw')) api.withdraw();
+    else optOut();
   });
   addEventListener('pagehide', () => {
     if (navigator.sendBeacon) for (const r of loadQueue()) navigator.sendBeacon(ENDPOINT, body(r));

@@ -27,7 +27,9 @@ DENIED = {
 
 
 def _data_layer(shop: Shop) -> list[list[Any]]:
-    return shop.page.evaluate("window.dataLayer.map(entry => Array.from(entry))")  # type: ignore[no-any-return]
+    """The gtag commands in dataLayer (the tag-manager events, plain objects, left out)."""
+    script = "window.dataLayer.filter(entry => entry.length !== undefined).map(entry => Array.from(entry))"
+    return shop.page.evaluate(script)  # type: ignore[no-any-return]
 
 
 def _csp(shop: Shop) -> str:
