@@ -22,41 +22,41 @@
   const BLOCKED_SCRIPT = 'script[type="text/plain"][data-consent]';
   const BLOCKED_FRAME = 'iframe[data-consent][data-src]';
   const CSS = `
-:host{all:initial;display:block;--c-bg:var(--consent-bg,#fff);--c-fg:var(--consent-fg,#1f2328);--c-muted:var(--consent-muted,#4b535d);
---c-accent:var(--consent-accent,#1d4ed8);--c-accent-fg:var(--consent-accent-fg,#fff);--c-focus:var(--consent-focus,#b45309);
---c-radius:var(--consent-radius,6px);font:var(--consent-font,15px/1.5 system-ui,sans-serif);color:var(--c-fg)}
+:host{all:initial;display:block;--c-bg:var(--consent-bg,#fff);--c-fg:var(--consent-fg,#1f2328);--c-m:var(--consent-muted,#4b535d);
+--c-a:var(--consent-accent,#1d4ed8);--c-af:var(--consent-accent-fg,#fff);--c-f:var(--consent-focus,#b45309);
+--c-r:var(--consent-radius,6px);font:var(--consent-font,15px/1.5 system-ui,sans-serif);color:var(--c-fg)}
 *{box-sizing:border-box;font:inherit;color:inherit}
-.layer,dialog,.ph{background:var(--c-bg);color:var(--c-fg);border:1px solid var(--c-muted);box-shadow:0 4px 24px #0004}
+.layer,dialog,.ph{background:var(--c-bg);color:var(--c-fg);border:1px solid var(--c-m);box-shadow:0 4px 24px #0004}
 .layer{position:fixed;z-index:2147483646;overflow:auto;max-height:100%;padding:1rem 1.25rem;animation:c-in .25s ease-out}
 .bar{left:0;right:0;bottom:0;border-width:1px 0 0}
-.box{left:50%;top:50%;translate:-50% -50%;width:min(34rem,calc(100% - 1rem));max-height:calc(100% - 1rem);border-radius:var(--c-radius)}
+.box{left:50%;top:50%;translate:-50% -50%;width:min(34rem,calc(100% - 1rem));max-height:calc(100% - 1rem);border-radius:var(--c-r)}
 [hidden]{display:none}
 h2{font-size:1.15em;font-weight:700;margin:0 0 .4rem}
 p{margin:0 0 .75rem}
-a{color:var(--c-accent)}
+a{color:var(--c-a)}
 .row{display:grid;grid-template-columns:repeat(auto-fit,minmax(9.5em,1fr));gap:.5rem}
-button{cursor:pointer;border-radius:var(--c-radius);padding:.6rem 1rem;border:2px solid var(--c-accent);background:var(--c-accent);color:var(--c-accent-fg);font-weight:600;min-height:44px}
-:focus-visible{outline:3px solid var(--c-focus);outline-offset:2px}
+button{cursor:pointer;border-radius:var(--c-r);padding:.6rem 1rem;border:2px solid var(--c-a);background:var(--c-a);color:var(--c-af);font-weight:600;min-height:44px}
+:focus-visible{outline:3px solid var(--c-f);outline-offset:2px}
 .layer:focus{outline:0}
-.note{border-left:4px solid var(--c-accent);padding-left:.6rem}
-dialog{width:min(42rem,calc(100% - 1rem));max-height:calc(100% - 1rem);padding:0;border-radius:var(--c-radius)}
+.note{border-left:4px solid var(--c-a);padding-left:.6rem}
+dialog{width:min(42rem,calc(100% - 1rem));max-height:calc(100% - 1rem);padding:0;border-radius:var(--c-r)}
 dialog[open]{display:flex;flex-direction:column}
 dialog::backdrop{background:#0008}
 .head,.foot,.body{padding:.75rem 1.25rem}
-.head{display:flex;align-items:center;justify-content:space-between;border-bottom:1px solid var(--c-muted)}
+.head{display:flex;align-items:center;justify-content:space-between;border-bottom:1px solid var(--c-m)}
 .head h2{margin:0}
 .head button{padding:.3rem .8rem}
-.foot{border-top:1px solid var(--c-muted)}
+.foot{border-top:1px solid var(--c-m)}
 .body{overflow:auto}
-.cat{border-top:1px solid var(--c-muted);padding:.6rem 0}
+.cat{border-top:1px solid var(--c-m);padding:.6rem 0}
 label{display:flex;gap:.6rem;align-items:center;font-weight:700}
-input{width:1.3rem;height:1.3rem;margin:0;accent-color:var(--c-accent)}
-.cat p{margin:.25rem 0;color:var(--c-muted)}
+input{width:1.3rem;height:1.3rem;margin:0;accent-color:var(--c-a)}
+.cat p{margin:.25rem 0;color:var(--c-m)}
 details{overflow-x:auto}
 table{width:100%;border-collapse:collapse;font-size:.9em}
-th,td{text-align:left;vertical-align:top;padding:.25rem;border-bottom:1px solid var(--c-muted)}
-summary{cursor:pointer;color:var(--c-accent);margin:.25rem 0}
-.ph{display:flex;flex-direction:column;justify-content:center;gap:.75rem;padding:1rem;height:100%;border-radius:var(--c-radius)}
+th,td{text-align:left;vertical-align:top;padding:.25rem;border-bottom:1px solid var(--c-m)}
+summary{cursor:pointer;color:var(--c-a);margin:.25rem 0}
+.ph{display:flex;flex-direction:column;justify-content:center;gap:.75rem;padding:1rem;height:100%;border-radius:var(--c-r)}
 .ph p{margin:0}
 .ph div{display:flex;flex-wrap:wrap;gap:.5rem}
 @keyframes c-in{from{transform:translateY(1rem)}}
@@ -419,22 +419,14 @@ summary{cursor:pointer;color:var(--c-accent);margin:.25rem 0}
     flush();
   }
 
-  /** Opt out of the sale and sharing of personal information (advertising); say it is done under opt-out. */
+  /** Opt out of the sale and sharing of personal information: advertising refused, the rest as it is. */
   function optOut() {
     choose('opt_out', Object.assign(complete(current), { advertising: false }));
-    if (OPT_OUT) whenBody(() => {
-      const layer = buildUI().layer;
-      const row = layer.lastChild;
-      layer.querySelector('p').textContent = t('opt_out_done');
-      // OK stays (last in the row), and now only closes: the opt-out is the answer.
-      row.replaceChildren(row.lastChild);
-      showBanner();
-    });
   }
 
-  /** Close the notice: remembered for this revision, nothing recorded (after an opt-out: just close). */
+  /** Close the notice: remembered for this revision, nothing recorded. */
   function dismiss() {
-    if (asking) remember('dismiss', current);
+    remember('dismiss', current);
     hideAll();
   }
 
@@ -702,8 +694,7 @@ summary{cursor:pointer;color:var(--c-accent);margin:.25rem 0}
   // Consent Mode defaults: one per region group the site maps, then the one for every other region.
   const mode = CONFIG.consent_mode || {};
   const wait = { wait_for_update: mode.wait_for_update };
-  for (const r of mode.regions || []) gtag('consent', 'default', Object.assign(consentMode(r.granted), { region: r.region }, wait));
-  gtag('consent', 'default', Object.assign(consentMode(mode.granted), wait));
+  for (const r of (mode.regions || []).concat(mode)) gtag('consent', 'default', Object.assign(consentMode(r.granted), r.region && { region: r.region }, wait));
   for (const k of ['ads_data_redaction', 'url_passthrough']) if (mode[k]) gtag('set', k, true);
   // GPC is an opt-out where the law makes it one: recorded once per visitor and revision, without a click.
   if (OPT_OUT && gpc && (asking || state.revision !== CONFIG.revision || state.action === 'dismiss')) optOut();

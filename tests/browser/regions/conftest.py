@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import BrowserContext
+from playwright.sync_api import BrowserContext, Route
 
 from tests.support.browser import ADMIN_TOKEN, EmbeddingSite, Service
 from tests.support.inventory import write_site
@@ -67,10 +67,23 @@ def service(
 
 
 @pytest.fixture
-def visitor_from(context: BrowserContext) -> Any:
-    """Make every request of this visitor carry the CDN's headers for a place (and any others given)."""
+def visitor_from(context: BrowserContext, service: Service) -> Any:
+    """Make this visitor's requests to the service carry the CDN's headers for a place, and ``Sec-GPC: 1`` if asked.
 
-    def place(where: str, **headers: str) -> None:
-        context.set_extra_http_headers({**FROM[where], **headers})
+    The CDN's headers are added on the way to the service, as a CDN adds them:
+    the page never set them, so they cost no CORS preflight. ``Sec-GPC`` goes on
+    every request, as a browser with GPC on sends it (Chromium drops a ``Sec-``
+    header added on the way).
+    """
+
+    def place(where: str | None, gpc: bool = False, **headers: str) -> None:
+        extra = {**(FROM[where] if where else {}), **headers}
+
+        def add(route: Route) -> None:
+            route.continue_(headers={**route.request.headers, **extra})
+
+        context.unroute(f"{service.url}/**")
+        context.route(f"{service.url}/**", add)
+        context.set_extra_http_headers({"Sec-GPC": "1"} if gpc else {})
 
     return place

@@ -16,7 +16,6 @@ TAGS = "".join(
     for category in ("functional", "analytics", "advertising")
 )
 OPT_OUT = "Do Not Sell or Share My Personal Information"
-DONE = "You have opted out of the sale and sharing of your personal information."
 NOTICE = "We use cookies to run this site, remember preferences, measure visits and show ads."
 GRANTED = {"functional": True, "analytics": True, "advertising": True}
 
@@ -116,16 +115,13 @@ def test_opt_out_region_runs_everything_until_the_visitor_opts_out(shop: Shop, v
     assert shop.records("world") == []
 
     shop.click("opt-out")
-    expect(shop.banner).to_contain_text(DONE)
-    expect(shop.banner.locator("button")).to_have_count(1)
+    expect(shop.banner).to_be_hidden()
     assert consent_updates(page)[-1] == event("opt-out", functional=True, analytics=True, advertising=False)
     assert gtag_commands(page)[-1] == ["consent", "update", states({**GRANTED, "advertising": False})]
     assert shop.cookie("_fbp") is None
     (record,) = shop.wait_for_records(1, "world")
     assert (record["action"], record["functional"], record["analytics"], record["advertising"]) == ("opt_out", 1, 1, 0)
     assert (record["regime"], record["region"], record["gpc"], record["sec_gpc"]) == ("opt-out", "US-CA", 0, 0)
-    shop.click("ok")
-    expect(shop.banner).to_be_hidden()
 
     page = visit(shop)
     page.wait_for_timeout(300)
@@ -197,7 +193,7 @@ def test_no_banner_where_the_regime_is_none_but_the_api_and_preferences_stay(sho
 
 def test_an_untrusted_region_header_gives_the_default_regime(shop: Shop, visitor_from: Any) -> None:
     # The service trusts CloudFront's headers only; anyone can send Cloudflare's or Vercel's.
-    shop.page.context.set_extra_http_headers({"CF-IPCountry": "JP", "X-Vercel-IP-Country": "US"})
+    visitor_from(None, **{"CF-IPCountry": "JP", "X-Vercel-IP-Country": "US"})
     page = visit(shop)
     expect(shop.banner.locator("button[data-action=accept]")).to_be_visible()
     page.wait_for_timeout(300)
