@@ -68,9 +68,11 @@ def create_app(test_config: dict[str, Any] | None = None, *, routes: bool = True
     from consent.ledger import sealing, witness
     from consent.ledger import views as ledger
     from consent.log import erasure, history, receipts, retention, stats
-    from consent.web import errors, health, limits, metrics
+    from consent.web import errors, health, limits, metrics, regions
 
     database.init_migrations(app)
+    # Where visitors are (trusted headers, GeoIP): read by banner.js and by recording.
+    regions.init_app(app)
     errors.init_app(app)
     limits.init_app(app)
     metrics.init_app(app)

@@ -57,6 +57,16 @@ SETTINGS = (
             "never taken from `Host`. A site's `public_url` overrides it"),
     Setting("TRUSTED_PROXIES", 0, int,
             "number of reverse proxies in front; the client address then comes from `X-Forwarded-For`"),
+    Setting("REGION_HEADER", None, str,
+            "the request header a trusted CDN or proxy sets to the visitor's country: any name, or `cloudflare` "
+            "(`CF-IPCountry`), `cloudfront` (`CloudFront-Viewer-Country` and `-Region`), `vercel` "
+            "(`X-Vercel-IP-Country` and `-Country-Region`); unset: every region header is ignored"),
+    Setting("REGION_SUBDIVISION_HEADER", None, str,
+            "the trusted header with the visitor's subdivision (`CA` or `US-CA`), if the country header's name "
+            "does not imply one"),
+    Setting("GEOIP_DATABASE", None, str,
+            "a MaxMind `.mmdb` file (country or city) to find the region from the client address when no trusted "
+            "header gives one; needs the `geoip` extra"),
     Setting("DEMO", False, bool, "the demo mode `consent serve` switches on when no secret key is set"),
     Setting("MAX_CONTENT_LENGTH", 16 * 1024, int, "largest request body accepted, bytes (413 beyond)"),
     Setting("RATELIMIT_ENABLED", True, bool, "rate limits on the endpoints browsers post to and on the login"),

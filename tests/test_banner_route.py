@@ -220,7 +220,7 @@ def test_the_api_address_comes_from_configuration_not_from_host(make_app: Callab
     assert config["api"] == "https://consent.example.com"
     assert config["policy_url"] == "https://consent.example.com/s/demo/cookies"
     assert b"evil.example" not in response.data
-    assert response.headers["Vary"] == "Accept-Encoding"
+    assert response.headers["Vary"] == "Accept-Encoding, Sec-GPC"
 
 
 def test_a_site_may_name_its_own_public_address(make_app: Callable[..., Flask], tmp_path: Path) -> None:
@@ -236,7 +236,7 @@ def test_without_a_configured_address_the_answer_varies_on_host(client: FlaskCli
     for host in ("127.0.0.1:8000", "localhost:8000", "evil.example"):
         response = client.get("/s/demo/banner.js", headers={"Host": host})
         assert _config(response.data)["api"] == f"http://{host}"
-        assert set(response.headers["Vary"].split(", ")) == {"Accept-Encoding", "Host"}
+        assert set(response.headers["Vary"].split(", ")) == {"Accept-Encoding", "Sec-GPC", "Host"}
 
 
 @pytest.mark.parametrize("public_url", ["consent.example.com", "javascript:alert(1)", "https://consent.example/?x=1"])

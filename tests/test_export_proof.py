@@ -109,6 +109,9 @@ def csv_records(data: bytes) -> list[dict[str, Any]]:
             record[name] = record[name] == "true"
         record["revision"], record["record_id"] = int(record["revision"]), int(record["record_id"])
         record["user_agent"] = record["user_agent"].removeprefix("'")
+        # The regional fields: empty on a record that does not carry them.
+        record["regime"], record["region"] = record["regime"] or None, record["region"] or None
+        record["sec_gpc"] = {"true": True, "false": False}.get(record["sec_gpc"])
         records.append(record)
     return records
 

@@ -12,7 +12,7 @@ from flask import Flask
 from sqlalchemy import insert
 
 from consent.inventory.sites import sites
-from consent.ledger.canonical import HASHED_FIELDS, record_hash
+from consent.ledger.canonical import ENTRY_FIELDS, record_hash
 from consent.ledger.keys import generate_pem
 from consent.ledger.signing import sign
 from consent.store.models import ConsentRecord, InventoryVersion, db
@@ -162,4 +162,4 @@ def test_the_proofs_hash_is_the_record_hash(proof_app):
     answer = check(proof_app, visitor["proof"]).json
     with proof_app.app_context():
         record = db.session.get(ConsentRecord, answer["record_id"])
-        assert record_hash({name: getattr(record, name) for name in HASHED_FIELDS}) == answer["record_hash"]
+        assert record_hash({name: getattr(record, name) for name in ENTRY_FIELDS}) == answer["record_hash"]

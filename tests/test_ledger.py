@@ -20,7 +20,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from consent.ledger import heads, sealing, seals, tree
-from consent.ledger.canonical import HASHED_FIELDS, record_hash
+from consent.ledger.canonical import ENTRY_FIELDS, HASHED_FIELDS, record_hash
 from consent.ledger.keys import generate_pem, write_private
 from consent.ledger.tiles import StoredTree
 from consent.store.models import ConsentRecord, LedgerHead, LedgerSeal, db
@@ -147,7 +147,7 @@ def test_verify_names_a_record_inserted_into_the_sealed_log(proof_app):
         "event_id": str(uuid.uuid4()),
         "consent_id": str(uuid.uuid4()),
     }
-    names = ("id", "event_id", *HASHED_FIELDS, "record_hash")
+    names = ("id", "event_id", *ENTRY_FIELDS, "record_hash")
     execute(
         proof_app,
         f"INSERT INTO consent_records ({', '.join(names)}) VALUES ({', '.join(':' + n for n in names)})",

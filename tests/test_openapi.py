@@ -83,7 +83,7 @@ def test_spec_documents_the_consent_schema(client):
     assert document["openapi"].startswith("3.")
     request = document["components"]["schemas"]["ConsentRequest"]
     assert set(request["required"]) >= {"event_id", "action", "choices", "revision", "page_url"}
-    assert request["properties"]["action"]["enum"] == ["accept_all", "reject_all", "custom", "withdraw"]
+    assert request["properties"]["action"]["enum"] == ["accept_all", "reject_all", "custom", "withdraw", "opt_out"]
     # What both databases store in an INTEGER column, and necessary only ever granted.
     revision = request["properties"]["revision"]
     assert (revision["minimum"], revision["maximum"]) == (1, 2**31 - 1)

@@ -172,7 +172,7 @@ def test_stats_command_prints_the_dashboards_numbers(app, runner, client, admin_
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert re.match(r"total\s+4\s+25\.0 %\s+50\.0 %\s+25\.0 %\s+25\.0 %$", lines[-2]), lines[-2]
-    assert lines[-1] == "actions: accept all 1, reject all 1, custom 1, withdraw 1"
+    assert lines[-1] == "actions: accept all 1, reject all 1, custom 1, withdraw 1, opt out 0"
     yesterday = (now - timedelta(days=1)).date().isoformat()
     assert re.search(rf"^{yesterday}\s+3\s+33\.3 %\s+66\.7 %\s+33\.3 %\s+33\.3 %$", result.output, re.M)
     page = client.get(f"/admin/sites/demo?since={since}", headers=admin_headers).get_data(as_text=True)

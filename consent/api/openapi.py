@@ -44,6 +44,10 @@ class RecordSchema(Schema):
     user_agent = fields.String(required=True)
     gpc = fields.Boolean(required=True)
     dnt = fields.Boolean(required=True)
+    # What the server applied; null on records from before regions.
+    regime = fields.String(required=True, allow_none=True)
+    region = fields.String(required=True, allow_none=True)
+    sec_gpc = fields.Boolean(required=True, allow_none=True)
     record_hash = fields.String(required=True)
 
 

@@ -23,6 +23,7 @@ from consent.web.bodies import load_body
 from consent.web.cors import allow_origin, cors_headers, preflight
 from consent.web.errors import ApiError
 from consent.web.limits import client_network, limited, site_key
+from consent.web.regions import locate, sent_gpc
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -51,7 +52,11 @@ def create_consent(site: str) -> ResponseReturnValue:
         return preflight("POST", "Content-Type")
     data = load_body(CONSENT_SCHEMA, "consent record")
     remember_inventory(current)
-    body, created = record_consent(current, data, request.remote_addr, request.user_agent.string)
+    # The regime, region and Sec-GPC are the server's to find, never the body's.
+    located = locate(request)
+    body, created = record_consent(
+        current, data, request.remote_addr, request.user_agent.string, located.region, sent_gpc(request)
+    )
     return body, 201 if created else 200
 
 
@@ -69,6 +74,9 @@ def _public_record(row: ConsentRecord) -> dict[str, Any]:
         "user_agent": row.user_agent,
         "gpc": row.gpc,
         "dnt": row.dnt,
+        "regime": row.regime,
+        "region": row.region,
+        "sec_gpc": row.sec_gpc,
         "record_hash": row.record_hash,
     }
 

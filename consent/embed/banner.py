@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import secrets
+from collections import OrderedDict
 from typing import Any, cast
 
 import minify
@@ -15,23 +16,35 @@ from marshmallow import ValidationError
 
 from consent.embed.replay import REPLAYABLE, BannerReplay
 from consent.embed.scripts import BuiltScript, script_response
+from consent.inventory.regimes import OPT_IN
 from consent.inventory.sites import Site, get_site, sites, validate_public_url
 from consent.resources import STATIC, TEMPLATES
 from consent.store.database import remember_inventory
+from consent.web.regions import locate, region_source, sent_gpc, source
 
 SCRIPT_SOURCE = STATIC / "banner.js"
 CONFIG_MARKER = "/*__CONSENT_CONFIG__*/ null"
 # The marker as a global name while the source is minified: a minifier keeps global names as written.
 CONFIG_PLACEHOLDER = "__CONSENT_CONFIG__"
+# The script for a region found from the client address: the browser may keep it, no shared cache may.
+PRIVATE_CACHE_CONTROL = "private, max-age=300"
 # The strings the banner shows before the visitor opens the cookie details; those
 # details (descriptions, cookie table) come from the public inventory when asked for.
 BANNER_TEXT_KEYS = (
     "title", "intro", "policy", "accept_all", "reject_all", "customise", "save", "close", "preferences",
     "always_on", "gpc_notice", "consent_id", "consent_date", "blocked", "load_once", "always_allow", "withdraw",
 )  # fmt: skip
-# One cached script per (site, inventory hash, service address); without a configured
-# address it comes from the Host header, so the cache is bounded against arbitrary hosts.
-CACHE_LIMIT = 64
+# What each regime's first layer shows beyond today's strings (consent.inventory.texts.REGIME_TEXTS).
+REGIME_TEXT_KEYS = {
+    "opt-in": (),
+    "opt-out": ("notice", "opt_out", "opt_out_done", "ok"),
+    "notice": ("notice", "ok"),
+    "none": (),
+}
+# One cached script per variant: site, inventory hash, service address, regime, region and
+# Sec-GPC. The address may come from the Host header and the region from any country, so the
+# cache is bounded, least recently used first out.
+CACHE_LIMIT = 512
 
 bp = Blueprint(
     "banner",
@@ -46,7 +59,9 @@ bp = Blueprint(
 @bp.record_once
 def _replay(state: BlueprintSetupState) -> None:
     app = cast(Flask, state.app)
-    app.wsgi_app = BannerReplay(app.wsgi_app)  # type: ignore[method-assign]
+    # The trusted region headers change the answer, so they are part of what the replay matches on
+    # (consent.web.regions wires itself before the routes).
+    app.wsgi_app = BannerReplay(app.wsgi_app, region_source(app).environ_keys)  # type: ignore[method-assign]
 
 
 @bp.record_once
@@ -84,9 +99,11 @@ def service_url(site: Site) -> tuple[str, bool]:
     return request.host_url.rstrip("/"), True
 
 
-def banner_config(site: Site, service_url: str) -> dict[str, Any]:
-    """What the banner needs from the public inventory, plus where to send choices."""
+def banner_config(site: Site, service_url: str, region: str | None = None, sec_gpc: bool = False) -> dict[str, Any]:
+    """What the banner needs from the public inventory, where to send choices, and this visitor's regime."""
     public = site.public
+    regime = site.policy.regime_for(region) if site.policy.configured else OPT_IN
+    text_keys = BANNER_TEXT_KEYS + REGIME_TEXT_KEYS[regime]
     policy_url = site.policy_url
     if policy_url == f"/s/{site.key}/cookies":
         # The default policy page is the service's own declaration page.
@@ -100,7 +117,7 @@ def banner_config(site: Site, service_url: str) -> dict[str, Any]:
         "cookie_domain": site.cookie_domain,
         "max_age_days": site.consent_max_age_days,
         "policy_url": policy_url,
-        "texts": {lang: {key: texts[key] for key in BANNER_TEXT_KEYS} for lang, texts in public["texts"].items()},
+        "texts": {lang: {key: texts[key] for key in text_keys} for lang, texts in public["texts"].items()},
         "categories": [{"key": c["key"], "label": c["label"]} for c in public["categories"]],
         # What withdrawal needs to find a refused category's cookies; necessary ones are never deleted.
         "cookies": [
@@ -108,6 +125,12 @@ def banner_config(site: Site, service_url: str) -> dict[str, Any]:
             for c in public["cookies"]
             if c["category"] != "necessary"
         ],
+        "regime": regime,
+        "region": region,
+        "sec_gpc": sec_gpc,
+        "reask_days": site.policy.reask_after_refusal_days,
+        "purposes_revision": site.policy.purposes_revision,
+        "consent_mode": site.policy.consent_mode(),
     }
 
 
@@ -126,9 +149,11 @@ def minified(source: str) -> str:
     return script
 
 
-def build_script(site: Site, service_url: str, source: str) -> BuiltScript:
+def build_script(
+    site: Site, service_url: str, source: str, region: str | None = None, sec_gpc: bool = False
+) -> BuiltScript:
     """The banner source, minified, with the site's configuration in place of its marker."""
-    config = json.dumps(banner_config(site, service_url), ensure_ascii=False, separators=(",", ":"))
+    config = json.dumps(banner_config(site, service_url, region, sec_gpc), ensure_ascii=False, separators=(",", ":"))
     plain = minified(source).replace(CONFIG_PLACEHOLDER, config, 1).encode()
     return BuiltScript.of(plain)
 
@@ -144,28 +169,51 @@ def _script_source() -> str:
     return cached
 
 
-def _cached_script(site: Site, service_url: str) -> BuiltScript:
-    cache: dict[tuple[str, str, str], BuiltScript] = current_app.extensions.setdefault("consent.banner_cache", {})
-    key = (site.key, site.hash, service_url)
+ScriptKey = tuple[str, str, str, str | None, bool]
+
+
+def _cached_script(site: Site, service_url: str, region: str | None, sec_gpc: bool) -> BuiltScript:
+    cache: OrderedDict[ScriptKey, BuiltScript] = current_app.extensions.setdefault(
+        "consent.banner_cache", OrderedDict()
+    )
+    key = (site.key, site.hash, service_url, region, sec_gpc)
     script = cache.get(key)
     if script is None:
-        if len(cache) >= CACHE_LIMIT:
-            cache.clear()
-        script = cache[key] = build_script(site, service_url, _script_source())
+        script = cache[key] = build_script(site, service_url, _script_source(), region, sec_gpc)
+        while len(cache) > CACHE_LIMIT:
+            cache.popitem(last=False)
+    else:
+        cache.move_to_end(key)
     return script
 
 
 @bp.get("/s/<site>/banner.js")
 def banner_script(site: str) -> ResponseReturnValue:
-    """The embed script with the site's configuration; ETag, 304 and gzip when accepted."""
+    """The embed script with the site's configuration and this visitor's regime; ETag, 304 and gzip when accepted.
+
+    The regime is resolved here, from the trusted region header or the GeoIP
+    file, so that no request stands between the page and its banner. The answer
+    varies on those headers and on ``Sec-GPC``; one resolved from the client
+    address is private (no shared cache may keep it) and never replayed.
+    """
     current = get_site(site)
     remember_inventory(current)
-    if current.hash in current_app.extensions.get("consent.stored_versions", ()):
+    located = locate(request) if current.policy.regional else None
+    if current.hash in current_app.extensions.get("consent.stored_versions", ()) and not (
+        located and located.from_address
+    ):
         # Stored: the answer may be sent again without this view (consent.embed.replay).
         request.environ[REPLAYABLE] = True
     address, from_host = service_url(current)
-    script = _cached_script(current, address)
+    sec_gpc = sent_gpc(request)
+    script = _cached_script(current, address, located.region if located else None, sec_gpc)
     response = script_response(script)
+    response.vary.add("Sec-GPC")
+    if located is not None:
+        for header in source().headers:
+            response.vary.add(header)
+        if located.from_address:
+            response.headers["Cache-Control"] = PRIVATE_CACHE_CONTROL
     if from_host:
         # Public caches must not hand a script naming one host to requests for another.
         response.vary.add("Host")

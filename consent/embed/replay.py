@@ -26,7 +26,8 @@ from consent.web.request_log import request_id
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 ROUTE = "/s/<site>/banner.js"
 SUFFIX = "/banner.js"
-# Set by the view on an answer that may be replayed (its inventory version is stored).
+# Set by the view on an answer that may be replayed (its inventory version is stored, and
+# it does not depend on the client address, as one resolved by GeoIP does).
 REPLAYABLE = "consent.embed.banner.replayable"
 # Everything in a request that the view or a hook reads to build the answer (ProxyFix
 # included), apart from If-None-Match, which picks the 200 or the 304.
@@ -51,8 +52,10 @@ class Answer:
 class BannerReplay:
     """WSGI middleware in front of the Flask app: replays banner.js answers for identical requests."""
 
-    def __init__(self, app: WSGIApp) -> None:
+    def __init__(self, app: WSGIApp, region_keys: tuple[str, ...] = ()) -> None:
         self.app = app
+        # The trusted region headers and Sec-GPC change the script's configuration.
+        self.key_headers = (*KEY_HEADERS, *region_keys, "HTTP_SEC_GPC")
         # (request key, If-None-Match or None) -> answer; the script's ETag per request key.
         self.answers: dict[tuple[tuple[Any, ...], str | None], Answer] = {}
         self.etags: dict[tuple[Any, ...], str] = {}
@@ -61,7 +64,7 @@ class BannerReplay:
         if environ.get("REQUEST_METHOD") != "GET" or not environ.get("PATH_INFO", "").endswith(SUFFIX):
             return self.app(environ, start_response)
         started = time.perf_counter()
-        key = tuple(environ.get(name) for name in KEY_HEADERS)
+        key = tuple(environ.get(name) for name in self.key_headers)
         condition = environ.get("HTTP_IF_NONE_MATCH")
         # Only no condition, or exactly the ETag this script is sent with, is replayed.
         known = self.etags.get(key)

@@ -7,7 +7,7 @@ inventory version by hash, at its absolute declaration URL), the controller,
 the recipients (the category's providers), storage on the visitor's device for
 the category's longest cookie expiry, the jurisdiction, rights and the
 withdrawal control. The service's own fields (record id, action, revision,
-GPC/DNT, truncated IP, user agent, integrity fields) travel under
+GPC/DNT, regime, region and Sec-GPC, truncated IP, user agent, integrity fields) travel under
 ``consent:record``, a JSON literal in the JSON-LD sense.
 
 ``from_iso27560`` gives back the export columns of such a record, exactly, so
@@ -63,6 +63,7 @@ INDICATION = {
     "reject_all": "Reject all in the cookie banner",
     "custom": "Choices saved in the cookie preferences",
     "withdraw": "Withdraw consent in the cookie preferences",
+    "opt_out": "Do Not Sell or Share My Personal Information (opt-out)",
 }
 # The EEA's member states, where the GDPR applies.
 EEA = frozenset("AT BE BG CY CZ DE DK EE ES FI FR GR HR HU IE IT LT LU LV MT NL PL PT RO SE SI SK IS LI NO".split())
@@ -70,6 +71,9 @@ OWN_FIELDS = (
     "record_id", "site", "action", "necessary", "revision", "inventory_hash",
     "ip", "user_agent", "gpc", "dnt", "record_hash",
 )  # fmt: skip
+# What the server applied (regime, region, Sec-GPC): null on records from before regions, absent in
+# ISO 27560 exports written before regions.
+REGIONAL_FIELDS = ("regime", "region", "sec_gpc")
 
 
 def context(namespace: str) -> dict[str, Any]:
@@ -172,7 +176,7 @@ class RecordBuilder:
             "dpv:hasRight": parts["rights"],
             "dpv:hasEntity": parts["entities"],
             "dpv:hasProcess": processes,
-            OWN: {name: row[name] for name in OWN_FIELDS},
+            OWN: {name: row[name] for name in (*OWN_FIELDS, *REGIONAL_FIELDS)},
         }
 
     def _record_id(self, row: Mapping[str, Any]) -> str:
@@ -328,6 +332,7 @@ def from_iso27560(document: dict[str, Any]) -> dict[str, Any]:
     own = document[OWN]
     moment = document["dct:created"]
     record: dict[str, Any] = {name: own[name] for name in OWN_FIELDS}
+    record.update({name: own.get(name) for name in REGIONAL_FIELDS})
     record["consent_id"] = document["dpv:hasDataSubject"]["dct:identifier"]
     record["recorded_at"] = moment
     record["language"] = document["dct:language"]

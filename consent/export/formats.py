@@ -14,9 +14,13 @@ from consent.timestamps import SQL_ISO, iso
 
 COLUMNS = (
     "record_id", "consent_id", "recorded_at", "action", *CATEGORIES, "revision", "inventory_hash",
-    "language", "page_url", "ip", "user_agent", "gpc", "dnt", "site", "record_hash",
+    "language", "page_url", "ip", "user_agent", "gpc", "dnt", "regime", "region", "sec_gpc", "site", "record_hash",
 )  # fmt: skip
-BOOLEANS = frozenset((*CATEGORIES, "gpc", "dnt"))
+# What the server applied: empty in CSV (null in JSON) on records from before regions.
+REGIONAL = ("regime", "region", "sec_gpc")
+# The columns of exports written before regions, which the verifier still reads.
+LEGACY_COLUMNS = tuple(name for name in COLUMNS if name not in REGIONAL)
+BOOLEANS = frozenset((*CATEGORIES, "gpc", "dnt", "sec_gpc"))
 # Spreadsheets run a cell that starts with one of these as a formula; in CSV the
 # values a visitor chooses get a "'" in front when they start so (or with "'").
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
@@ -45,11 +49,17 @@ def _sql_guard(column: str, dialect: str) -> str:
 
 
 def sql_values(dialect: str, *, csv: bool) -> list[str]:
-    """One SQL expression per export column giving its text (CSV guards formula-like values)."""
+    """One SQL expression per export column giving its text (CSV guards formula-like values).
+
+    The regional columns may be NULL; the line builders below write that as
+    an empty CSV value or a JSON null.
+    """
     values = []
     for name in COLUMNS:
         if name == "recorded_at":
             values.append(SQL_ISO[dialect])
+        elif name == "sec_gpc":
+            values.append(f"CASE WHEN {name} IS NULL THEN NULL WHEN {name} THEN 'true' ELSE 'false' END")
         elif name in BOOLEANS:
             values.append(_sql_boolean(name))
         elif csv and name in GUARDED:
@@ -71,6 +81,8 @@ def sql_csv_line(dialect: str) -> str:
     """One whole CSV line per record, with its CRLF; free-text values always quoted."""
     parts = []
     for name, value in zip(COLUMNS, sql_values(dialect, csv=True), strict=True):
+        if name in REGIONAL:
+            value = f"coalesce({value}, '')"
         parts.append(f"""replace({value}, '"', '""')""" if name in QUOTED else value)
     end = _sql_characters(dialect, "\r\n")
     if dialect == "sqlite":
@@ -81,7 +93,7 @@ def sql_csv_line(dialect: str) -> str:
         f"""'"' || {part} || '"'""" if name in QUOTED else part for name, part in zip(COLUMNS, parts, strict=True)
     ]
     # One concat_ws builds the line in one buffer: about a fifth less server time than a chain of ||.
-    # Every column is NOT NULL, so concat_ws (which skips NULLs) writes every field.
+    # Every value is NOT NULL (the regional ones coalesced), so concat_ws (which skips NULLs) writes every field.
     return f"concat_ws(',', {', '.join(quoted)}) || {end}"
 
 
@@ -91,7 +103,8 @@ def sql_json_line(dialect: str) -> str:
         parts = []
         for name, value in zip(COLUMNS, sql_values(dialect, csv=False), strict=True):
             numeric = name in BOOLEANS or name in ("record_id", "revision")
-            parts.append(f"""'"{name}":' || {value if numeric else f"to_json({value})::text"}""")
+            text = value if numeric else f"to_json({value})::text"
+            parts.append(f"""'"{name}":' || {f"coalesce({text}, 'null')" if name in REGIONAL else text}""")
         return "'{' || " + " || ',' || ".join(parts) + " || '}' || " + _sql_characters(dialect, "\n")
     pairs = []
     for name, value in zip(COLUMNS, sql_values(dialect, csv=False), strict=True):

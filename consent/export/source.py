@@ -168,5 +168,6 @@ class ExportSource:
                 record = dict(zip(COLUMNS, row, strict=True))
                 for name in (*CATEGORIES, "gpc", "dnt"):
                     record[name] = record[name] == "true"
+                record["sec_gpc"] = None if record["sec_gpc"] is None else record["sec_gpc"] == "true"
                 yield record
         cursor.close()

@@ -17,7 +17,14 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
 
 from consent.inventory.expiry import Expiry, parse_expiry
-from consent.inventory.texts import BANNER_TEXTS, CATEGORIES, CATEGORY_TEXTS, CONSENT_COOKIE_PURPOSE
+from consent.inventory.regimes import REGIMES, RegionPolicy, region_key_problem, strictest
+from consent.inventory.texts import (
+    BANNER_TEXTS,
+    CATEGORIES,
+    CATEGORY_TEXTS,
+    CONSENT_COOKIE_PURPOSE,
+    REGIME_TEXTS,
+)
 from consent.resources import DEMO_INVENTORY, ROOT
 
 CONSENT_COOKIE = "consent"
@@ -112,6 +119,27 @@ def _web_address(value: str) -> None:
         raise ValidationError(f"{value!r} is not an https:// or http:// address")
 
 
+class StrictBoolean(fields.Boolean):
+    """A true or false, nothing else: ``fields.Boolean`` takes 1 and 0, which equal True and False."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if value is True or value is False:
+            return value
+        raise self.make_error("invalid")
+
+
+class ConsentModeSchema(Schema):
+    """``consent_mode:``: Google Consent Mode settings the banner applies with its defaults."""
+
+    wait_for_update = fields.Integer(load_default=500, strict=True, validate=validate.Range(0, 10000))
+    ads_data_redaction = StrictBoolean(load_default=False)
+    url_passthrough = StrictBoolean(load_default=False)
+
+
+# The keys that make a site regional; without any of them it is opt-in everywhere, as before regions.
+REGION_KEYS = ("regions", "default_regime", "reask_after_refusal_days", "purposes_revision", "consent_mode")
+
+
 class ControllerSchema(Schema):
     """Who is responsible for the site's processing: named in every ISO/IEC TS 27560 record."""
 
@@ -181,6 +209,15 @@ class SiteSchema(Schema):
         load_default=lambda: list(DEFAULT_JURISDICTION),
         validate=validate.Length(1),
     )
+    # Regimes by visitor region (consent.inventory.regimes); checked key by key in _consistent.
+    regions = fields.Dict(keys=fields.String(), values=fields.Raw(), load_default=None)
+    default_regime = fields.String(
+        load_default=None, validate=validate.OneOf(REGIMES, error="{input!r} is not a regime (one of {choices})")
+    )
+    # Left out: None, so that a file without any of these keys is told apart (defaults in _region_policy).
+    reask_after_refusal_days = fields.Integer(load_default=None, strict=True, validate=validate.Range(0, 3650))
+    purposes_revision = fields.Integer(load_default=None, strict=True, validate=validate.Range(1))
+    consent_mode = fields.Nested(ConsentModeSchema, load_default=None)
 
     @validates_schema
     def _consistent(self, data: dict[str, Any], **_: Any) -> None:
@@ -201,12 +238,26 @@ class SiteSchema(Schema):
                 if part in category and default not in category[part]:
                     message = f"missing text for the default language {default!r}"
                     errors.setdefault("categories", {}).setdefault(key, {})[part] = [message]
+        regional = any(data[key] is not None for key in REGION_KEYS)
         for language, strings in data["texts"].items():
-            unknown = sorted(set(strings) - set(BANNER_TEXTS["en"]))
+            unknown = sorted(set(strings) - set(BANNER_TEXTS["en"]) - set(REGIME_TEXTS["en"]))
+            regime_only = sorted(set(strings) & set(REGIME_TEXTS["en"]))
             if language not in data["languages"]:
                 errors.setdefault("texts", {})[language] = [f"language {language!r} is not in languages"]
             elif unknown:
                 errors.setdefault("texts", {})[language] = [f"unknown text key {unknown[0]!r}"]
+            elif regime_only and not regional:
+                message = f"text key {regime_only[0]!r} is used only by a site with regions (see regions:)"
+                errors.setdefault("texts", {})[language] = [message]
+        for key, regime in (data["regions"] or {}).items():
+            problem = region_key_problem(str(key))
+            if problem is None and regime not in REGIMES:
+                problem = f"{regime!r} is not a regime (one of {', '.join(REGIMES)})"
+            if problem is not None:
+                errors.setdefault("regions", {})[key] = [problem]
+        if (data["purposes_revision"] or 1) > data["revision"]:
+            message = f"{data['purposes_revision']} is above the site's revision {data['revision']}"
+            errors["purposes_revision"] = [message]
         if data["cookie_domain"] is not None and not re.match(r"^\.?[a-z0-9.-]+\.[a-z]{2,}$", data["cookie_domain"]):
             errors["cookie_domain"] = [f"{data['cookie_domain']!r} is not a domain like .example.com"]
         if errors:
@@ -258,6 +309,8 @@ class Site:
     # Not part of the public inventory (so not of its hash): who answers for the site, and where.
     controller: Mapping[str, str] = field(default_factory=dict)
     jurisdiction: tuple[str, ...] = DEFAULT_JURISDICTION
+    # Regimes by region; the default is opt-in everywhere, as for a file without regions.
+    policy: RegionPolicy = field(default_factory=RegionPolicy)
 
     @property
     def default_language(self) -> str:
@@ -288,9 +341,30 @@ def _localised(given: Mapping[str, str], builtin: Mapping[str, str], languages: 
     return {lang: given.get(lang) or _builtin(builtin, lang) or fallback for lang in languages}
 
 
-def _public(data: dict[str, Any], policy_url: str) -> dict[str, Any]:
-    """The inventory as served to browsers: every text resolved for every site language."""
+def _region_policy(data: dict[str, Any]) -> RegionPolicy:
+    """The site's regimes by region, with the defaults of the keys left out."""
+    regions = {str(key): str(regime) for key, regime in (data["regions"] or {}).items()}
+    mode = data["consent_mode"] or {}
+    return RegionPolicy(
+        regions=regions,
+        default_regime=data["default_regime"] or strictest(tuple(regions.values())),
+        reask_after_refusal_days=180 if data["reask_after_refusal_days"] is None else data["reask_after_refusal_days"],
+        purposes_revision=data["purposes_revision"] or 1,
+        wait_for_update=mode.get("wait_for_update", 500),
+        ads_data_redaction=mode.get("ads_data_redaction", False),
+        url_passthrough=mode.get("url_passthrough", False),
+        configured=any(data[key] is not None for key in REGION_KEYS),
+    )
+
+
+def _public(data: dict[str, Any], policy_url: str, policy: RegionPolicy) -> dict[str, Any]:
+    """The inventory as served to browsers: every text resolved for every site language.
+
+    A site with regions carries them and the regimes' texts too; one without has
+    exactly the document (and so the hash) it had before regions existed.
+    """
     languages = tuple(data["languages"])
+    text_defaults = {**BANNER_TEXTS["en"], **(REGIME_TEXTS["en"] if policy.configured else {})}
     categories = []
     for key in CATEGORIES:
         given = data["categories"].get(key, {})
@@ -327,15 +401,12 @@ def _public(data: dict[str, Any], policy_url: str) -> dict[str, Any]:
         )
     texts = {
         lang: {
-            key: str(
-                data["texts"].get(lang, {}).get(key)
-                or BANNER_TEXTS.get(lang, BANNER_TEXTS.get(lang.split("-")[0], {})).get(key)
-                or value
-            )
-            for key, value in BANNER_TEXTS["en"].items()
+            key: str(data["texts"].get(lang, {}).get(key) or _builtin_text(lang, key) or value)
+            for key, value in text_defaults.items()
         }
         for lang in languages
     }
+    regimes = {"regimes": policy.public()} if policy.configured else {}
     return {
         "site": data["site"],
         "name": data["name"],
@@ -349,7 +420,17 @@ def _public(data: dict[str, Any], policy_url: str) -> dict[str, Any]:
         "categories": categories,
         "cookies": cookies,
         "texts": texts,
+        **regimes,
     }
+
+
+def _builtin_text(language: str, key: str) -> str | None:
+    """A built-in banner or regime text in ``language`` or its base language."""
+    for table in (BANNER_TEXTS, REGIME_TEXTS):
+        texts = table.get(language) or table.get(language.split("-")[0]) or {}
+        if key in texts:
+            return texts[key]
+    return None
 
 
 def canonical_hash(document: Mapping[str, Any]) -> str:
@@ -414,7 +495,8 @@ def load_site(path: Path) -> Site:
         located = sorted((_line(document, p), _message(p, m)) for p, m in _flatten(error.messages))
         raise InventoryError([f"{path}:{line}: {message}" for line, message in located]) from error
     policy_url = data["policy_url"] or f"/s/{data['site']}/cookies"
-    public = _public(data, policy_url)
+    policy = _region_policy(data)
+    public = _public(data, policy_url, policy)
     cookies = tuple(
         Cookie(
             c["name"],
@@ -444,6 +526,7 @@ def load_site(path: Path) -> Site:
         hash=canonical_hash(public),
         controller={"name": data["name"], **(data["controller"] or {})},
         jurisdiction=tuple(data["jurisdiction"]),
+        policy=policy,
     )
 
 

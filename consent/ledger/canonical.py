@@ -3,7 +3,10 @@
 The entry is the JSON array of the fields below, in this order, compact
 (``,`` and ``:`` without spaces), non-ASCII characters as themselves (UTF-8),
 ``recorded_at`` as ``YYYY-MM-DDTHH:MM:SS.mmmZ``, booleans as ``true``/``false``
-and ``revision`` as an integer. Its leaf hash, ``SHA-256(0x00 || entry)``, is
+and ``revision`` as an integer. A record that carries the regime applied, the
+region and the ``Sec-GPC`` the server saw (``REGIONAL_FIELDS``) has those three
+appended (the region may be ``null``); one without them, as every record written
+before regions existed, is encoded as it always was. Its leaf hash, ``SHA-256(0x00 || entry)``, is
 the record's ``record_hash``. Recording, the exports, the live verify and the
 offline verifier all use these definitions (the SQL that the exports and the
 live verify run is built from them too).
@@ -22,7 +25,11 @@ HASHED_FIELDS = (
     "site", "consent_id", "recorded_at", "action", *CATEGORIES, "revision",
     "inventory_hash", "language", "page_url", "ip", "user_agent", "gpc", "dnt",
 )  # fmt: skip
-BOOLEAN_FIELDS = frozenset((*CATEGORIES, "gpc", "dnt"))
+# Appended only to a record that has them (any of the three not None), so older hashes stay valid.
+REGIONAL_FIELDS = ("regime", "region", "sec_gpc")
+# Every field a record's hash covers, for reading them off a stored record.
+ENTRY_FIELDS = (*HASHED_FIELDS, *REGIONAL_FIELDS)
+BOOLEAN_FIELDS = frozenset((*CATEGORIES, "gpc", "dnt", "sec_gpc"))
 INTEGER_FIELDS = frozenset(("revision",))
 # What json.dumps(value, separators=(",", ":"), ensure_ascii=False) writes, without a new encoder per call.
 CANONICAL_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
@@ -35,6 +42,9 @@ def entry(values: dict[str, Any]) -> bytes:
         (moment if isinstance(moment, str) else iso(moment)) if name == "recorded_at" else values[name]
         for name in HASHED_FIELDS
     ]
+    regional = [values.get(name) for name in REGIONAL_FIELDS]
+    if any(value is not None for value in regional):
+        content.extend(regional)
     return CANONICAL_JSON.encode(content).encode()
 
 

@@ -18,7 +18,7 @@ from flask.typing import ResponseReturnValue
 
 from consent.inventory.sites import get_site, sites
 from consent.ledger import events
-from consent.ledger.canonical import CATEGORIES, HASHED_FIELDS, record_hash
+from consent.ledger.canonical import CATEGORIES, ENTRY_FIELDS, record_hash
 from consent.ledger.keys import public_keys
 from consent.ledger.seals import position_of
 from consent.ledger.signing import RECORD, check
@@ -52,7 +52,7 @@ def check_proof(site: str, proof: Any) -> dict[str, Any]:
         # A removed record's leaf stays: an erasure that names its position explains the absence.
         answer["status"] = "erased" if _erased(site, position_of(site, record_id, digest)) else "missing"
         return answer
-    stored = record_hash({name: getattr(record, name) for name in HASHED_FIELDS})
+    stored = record_hash({name: getattr(record, name) for name in ENTRY_FIELDS})
     same = stored == digest == record.record_hash and record.consent_id == signed["consent_id"]
     answer["status"] = "matches" if same else "differs"
     answer["leaf_index"] = position_of(site, record_id, digest)

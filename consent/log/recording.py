@@ -13,7 +13,7 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import DBAPIError
 
-from consent.inventory.sites import Site
+from consent.inventory.sites import Site, StrictBoolean
 from consent.inventory.texts import CATEGORIES
 from consent.ledger import heads, sealing
 from consent.ledger.canonical import record_hash
@@ -27,7 +27,9 @@ from consent.timestamps import iso, to_ms, utcnow
 from consent.web.errors import ApiError
 from consent.web.metrics import RECORDS_WRITTEN
 
-ACTIONS = ("accept_all", "reject_all", "custom", "withdraw")
+ACTIONS = ("accept_all", "reject_all", "custom", "withdraw", "opt_out")
+# What a refusal is, for stats and the banner's refusal memory: an opt-out refuses advertising.
+REFUSALS = ("reject_all", "withdraw", "opt_out")
 OPTIONAL = CATEGORIES[1:]
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 # The banner's event ids: a UUID in its canonical text, either case (stored in lower case).
@@ -78,19 +80,16 @@ class Choices(fields.Field):
         return value
 
 
-class StrictBoolean(fields.Boolean):
-    """A JSON true or false, nothing else: ``fields.Boolean`` takes 1 and 0, which equal True and False."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
-        if value is True or value is False:
-            return value
-        raise self.make_error("invalid")
-
-
 def _implied(action: str, signal: bool) -> dict[str, bool]:
-    """What ``action`` grants of each optional category; ``signal``: GPC or DNT was seen."""
+    """What ``action`` grants of each optional category; ``signal``: GPC or DNT was seen.
+
+    An opt-out (of sale and sharing) refuses advertising and leaves the rest
+    running, as the opt-out regime has them before any choice.
+    """
     if action == "accept_all":
         return {category: not (signal and category == "advertising") for category in OPTIONAL}
+    if action == "opt_out":
+        return {category: category != "advertising" for category in OPTIONAL}
     return dict.fromkeys(OPTIONAL, False)
 
 
@@ -143,12 +142,14 @@ class ConsentSchema(Schema):
         implied = _implied(action, data["gpc"] or data["dnt"])
         # With GPC or DNT, accept_all leaves advertising refused, unless the
         # visitor's own advertising switch granted it.
+        # An opt-out decides advertising only: functional and analytics may be sent either way.
         contradicting = [
             category
             for category in OPTIONAL
             if category in given
             and given[category] != implied[category]
             and not (action == "accept_all" and category == "advertising" and given[category])
+            and not (action == "opt_out" and category != "advertising")
         ]
         if contradicting:
             meaning = ", ".join(f"{c}: {str(implied[c]).lower()}" for c in contradicting)
@@ -285,8 +286,19 @@ def _append(values: dict[str, Any]) -> int | None:
     return _prepared_insert(list(values)).first_column(values)
 
 
-def record_consent(site: Site, data: dict[str, Any], ip: str | None, user_agent: str) -> tuple[dict[str, Any], bool]:
-    """Append one record; return the body and whether it is new (False: a replayed event_id)."""
+def record_consent(
+    site: Site,
+    data: dict[str, Any],
+    ip: str | None,
+    user_agent: str,
+    region: str | None = None,
+    sec_gpc: bool = False,
+) -> tuple[dict[str, Any], bool]:
+    """Append one record; return the body and whether it is new (False: a replayed event_id).
+
+    ``region`` and ``sec_gpc`` are what the server found in the request
+    (consent.web.regions); the regime is the site's for that region.
+    """
     if data["consent_id"]:
         check_receipt(site.key, data["consent_id"], data["receipt"])
     values: dict[str, Any] = {
@@ -305,6 +317,9 @@ def record_consent(site: Site, data: dict[str, Any], ip: str | None, user_agent:
         "user_agent": user_agent[:512],
         "gpc": data["gpc"],
         "dnt": data["dnt"],
+        "regime": site.policy.regime_for(region),
+        "region": region,
+        "sec_gpc": sec_gpc,
     }
     values["record_hash"] = record_hash(values)
     record_id = _append(values)

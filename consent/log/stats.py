@@ -46,6 +46,7 @@ class Counts:
     reject_all: int = 0
     custom: int = 0
     withdraw: int = 0
+    opt_out: int = 0
     functional: int = 0
     analytics: int = 0
     advertising: int = 0
@@ -228,7 +229,10 @@ def invalidate_rollups(site: str, days: Iterable[date] | None = None) -> None:
     db.session.execute(statement)
 
 
-ACTION_LABELS = {"accept_all": "accept all", "reject_all": "reject all", "custom": "custom", "withdraw": "withdraw"}
+ACTION_LABELS = {
+    "accept_all": "accept all", "reject_all": "reject all", "custom": "custom", "withdraw": "withdraw",
+    "opt_out": "opt out",
+}  # fmt: skip
 RATE_COLUMNS = (*OPTIONAL, "gpc")
 
 

@@ -89,6 +89,11 @@ class ConsentRecord(db.Model):  # type: ignore[name-defined]  # Flask-SQLAlchemy
     user_agent: Mapped[str] = mapped_column(String(512))
     gpc: Mapped[bool]
     dnt: Mapped[bool]
+    # What the server applied (consent.web.regions): the regime, the visitor's region (DE, US-CA)
+    # and whether the request carried Sec-GPC: 1. None on records from before regions.
+    regime: Mapped[str | None] = mapped_column(String(16))
+    region: Mapped[str | None] = mapped_column(String(8))
+    sec_gpc: Mapped[bool | None]
     # The record's leaf hash in its site's Merkle tree: SHA-256 over 0x00 and its
     # canonical bytes (consent.ledger.canonical).
     record_hash: Mapped[str] = mapped_column(String(64))
@@ -149,6 +154,7 @@ class DailyRollup(db.Model):  # type: ignore[name-defined]  # Flask-SQLAlchemy m
     reject_all: Mapped[int]
     custom: Mapped[int]
     withdraw: Mapped[int]
+    opt_out: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     functional: Mapped[int]
     analytics: Mapped[int]
     advertising: Mapped[int]

@@ -4,7 +4,8 @@ An export is a plain table (consent.export.formats): CSV with one header row,
 JSON Lines or ISO/IEC TS 27560 (DPV-27560) JSON Lines with one record per line. CSV is
 read the way a spreadsheet may have saved it again: quoted or not, CRLF or
 LF, with a BOM or without, ``TRUE``/``FALSE`` for booleans, the columns in any
-order, and the formula guard (a ``'`` in front of a visitor's value that
+order, the regime, region and Sec-GPC columns present or (in an export
+written before regions) absent, and the formula guard (a ``'`` in front of a visitor's value that
 starts like a formula) taken off again. Nothing else is forgiven: any value
 that differs from the one recorded makes the record's hash differ.
 
@@ -26,8 +27,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from consent.export.dpv import from_iso27560
-from consent.export.formats import BOOLEANS, COLUMNS, FORMULA_STARTS
-from consent.ledger.canonical import HASHED_FIELDS, record_hash
+from consent.export.formats import BOOLEANS, COLUMNS, FORMULA_STARTS, LEGACY_COLUMNS
+from consent.ledger.canonical import ENTRY_FIELDS, HASHED_FIELDS, REGIONAL_FIELDS, record_hash
 from consent.timestamps import iso
 from consent.verify.checker import Finding, Row
 
@@ -43,6 +44,7 @@ RECORD_ID, CONSENT_ID, RECORD_HASH = (COLUMNS.index(name) for name in ("record_i
 USER_AGENT = COLUMNS.index("user_agent")
 FLAG_COLUMNS = tuple(COLUMNS.index(name) for name in HASHED_FIELDS if name in BOOLEANS)
 REVISION = COLUMNS.index("revision")
+REGIME, REGION, SEC_GPC = (COLUMNS.index(name) for name in REGIONAL_FIELDS)
 RECORD_ID_TEXT = re.compile(rb'"record_id":\s*([0-9]+)')
 CSV_STARTS = (b"\xef\xbb\xbfrecord_id,", b"record_id,", b'\xef\xbb\xbf"record_id"', b'"record_id"')
 
@@ -102,18 +104,24 @@ class ExportFile:
     def _csv_rows(self, stream: IO[str]) -> Iterator[Row]:
         reader = csv.reader(stream)
         header = next(reader, None) or []
-        if sorted(header) != sorted(COLUMNS):
-            missing = sorted(set(COLUMNS) - set(header))
+        if sorted(header) not in (sorted(COLUMNS), sorted(LEGACY_COLUMNS)):
+            missing = sorted(set(LEGACY_COLUMNS) - set(header)) or sorted(set(COLUMNS) - set(header))
             self.problems.append(
                 Finding("changed", None, None, f"the header is not the export's columns (missing: {missing})")
             )
             return
-        order = None if tuple(header) == COLUMNS else [header.index(name) for name in COLUMNS]
+        # An export from before regions has no regional columns: they read as empty (not recorded).
+        width = len(header)
+        order = None if tuple(header) == COLUMNS else [header.index(n) if n in header else width for n in COLUMNS]
         for row in reader:
             if not row:
                 continue  # a blank line: the csv module reads it so; a spreadsheet may add one at the end
             try:
-                yield checked_csv(row if order is None else [row[index] for index in order])
+                if order is not None:
+                    if len(row) != width:
+                        raise ValueError("wrong number of columns")
+                    row = [row[index] if index < width else "" for index in order]
+                yield checked_csv(row)
             except (ValueError, KeyError, TypeError, IndexError):
                 self._malformed(reader.line_num, row[0] if row else "")
 
@@ -141,6 +149,7 @@ def checked_csv(row: list[str]) -> Row:
     values[USER_AGENT] = unguard(values[USER_AGENT])
     for index in FLAG_COLUMNS:
         values[index] = SPREADSHEET_BOOLEANS.get(values[index], values[index])
+    values[SEC_GPC] = SPREADSHEET_BOOLEANS.get(values[SEC_GPC], values[SEC_GPC])
     stored = values[RECORD_HASH]
     if BOOLEAN_TEXT.issuperset(values[index] for index in FLAG_COLUMNS) and values[REVISION].isdigit():
         fields = [values[index] for index in TEMPLATE_COLUMNS]
@@ -151,19 +160,38 @@ def checked_csv(row: list[str]) -> Row:
                 value if name in BOOLEANS or name == "revision" else _escaped(value)
                 for name, value in zip(HASHED_FIELDS, fields, strict=True)
             )
+        canonical = _with_regional(canonical, values[REGIME], values[REGION], values[SEC_GPC])
         if canonical.isprintable() and hashlib.sha256(b"\x00" + canonical.encode()).hexdigest() == stored:
             return Row(int(values[RECORD_ID]), values[CONSENT_ID], stored, True)
     record: dict[str, Any] = dict(zip(COLUMNS, values, strict=True))
     for name in BOOLEANS:
         record[name] = {"true": True, "false": False}.get(record[name], record[name])
+    for name in REGIONAL_FIELDS:
+        # An empty value is a field the record does not carry (canonical JSON null).
+        record[name] = None if record[name] == "" else record[name]
     record["revision"] = int(record["revision"]) if record["revision"].isdigit() else record["revision"]
     return checked(record)
 
 
+def _with_regional(canonical: str, regime: str, region: str, sec_gpc: str) -> str:
+    """The template's canonical JSON with the regional fields appended, if the record carries any of them."""
+    if not (regime or region or sec_gpc):
+        return canonical
+    if sec_gpc not in ("true", "false", ""):
+        return ""  # not a boolean: the exact check decides (and finds the hash differs)
+    strings = [f'"{_escaped(value)}"' if value else "null" for value in (regime, region)]
+    return f"{canonical[:-1]},{strings[0]},{strings[1]},{sec_gpc or 'null'}]"
+
+
 def checked(record: dict[str, Any]) -> Row:
-    """The exact check: the service's own record_hash over the typed values."""
+    """The exact check: the service's own record_hash over the typed values.
+
+    The regional fields may be absent (an export from before regions): the
+    record then does not carry them, as it did not when it was recorded.
+    """
     try:
         values = {name: record[name] for name in HASHED_FIELDS}
+        values.update({name: record.get(name) for name in ENTRY_FIELDS if name not in values})
         moment = datetime.fromisoformat(str(values["recorded_at"]).replace("Z", "+00:00"))
         values["recorded_at"] = iso(moment) if moment.tzinfo is not None else None
         content_ok = values["recorded_at"] is not None and record_hash(values) == record["record_hash"]

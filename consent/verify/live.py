@@ -24,7 +24,7 @@ from typing import Any
 import psycopg
 
 from consent.ledger.canonical import BOOLEAN_FIELDS as BOOLEANS
-from consent.ledger.canonical import HASHED_FIELDS, record_hash
+from consent.ledger.canonical import ENTRY_FIELDS, HASHED_FIELDS, REGIONAL_FIELDS, record_hash
 from consent.ledger.leaves import Seal
 from consent.ledger.seals import with_leaves
 from consent.store.database import driver_connection, one_row
@@ -44,6 +44,10 @@ def _sql_json_string(column: str) -> str:
     return f"""'"' || replace(replace({column}, '\\', '\\\\'), '"', '\\"') || '"'"""
 
 
+# A record carries the regional fields if any of them is set (consent.ledger.canonical).
+REGIONAL = " OR ".join(f"{name} IS NOT NULL" for name in REGIONAL_FIELDS)
+
+
 def sql_canonical(dialect: str) -> str:
     """SQL for a record's canonical JSON, the text ``record_hash`` hashes."""
     if dialect == "postgresql":
@@ -54,7 +58,13 @@ def sql_canonical(dialect: str) -> str:
             else _sql_json_string(name)
             for name in HASHED_FIELDS
         ]  # fmt: skip
-        return "'[' || " + " || ',' || ".join(parts) + " || ']'"
+        regional = [
+            f"CASE WHEN {name} IS NULL THEN 'null' WHEN {name} THEN 'true' ELSE 'false' END" if name in BOOLEANS
+            else f"coalesce({_sql_json_string(name)}, 'null')"
+            for name in REGIONAL_FIELDS
+        ]  # fmt: skip
+        tail = f"CASE WHEN {REGIONAL} THEN ',' || " + " || ',' || ".join(regional) + " ELSE '' END"
+        return "'[' || " + " || ',' || ".join(parts) + f" || {tail} || ']'"
     # json('true') is a constant: SQLite works it out once, not once a record.
     parts = [
         f"CASE WHEN {name} THEN json('true') ELSE json('false') END" if name in BOOLEANS
@@ -62,7 +72,14 @@ def sql_canonical(dialect: str) -> str:
         else name
         for name in HASHED_FIELDS
     ]  # fmt: skip
-    return f"json_array({', '.join(parts)})"
+    regional = [
+        f"CASE WHEN {name} IS NULL THEN NULL WHEN {name} THEN json('true') ELSE json('false') END"
+        if name in BOOLEANS
+        else name
+        for name in REGIONAL_FIELDS
+    ]
+    plain = f"json_array({', '.join(parts)})"
+    return f"CASE WHEN {REGIONAL} THEN json_array({', '.join(parts + regional)}) ELSE {plain} END"
 
 
 def record_ranges(first: int, last: int, seals: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -88,8 +105,7 @@ def _recheck(record_id: int) -> bool:
     """Hash one stored record again in Python: the last word on whether its content changed."""
     record = db.session.get(ConsentRecord, record_id)
     return (
-        record is not None
-        and record_hash({name: getattr(record, name) for name in HASHED_FIELDS}) == record.record_hash
+        record is not None and record_hash({name: getattr(record, name) for name in ENTRY_FIELDS}) == record.record_hash
     )
 
 

@@ -121,11 +121,11 @@ def _pairs(block: bytes, previous: bytes) -> list[bytes]:
             # Doubled quotes in user_agent leave empty parts between its pieces.
             user_agent = parts[3] if len(parts) == 5 else b'\\"'.join(parts[3:-1:2])
             head, middle, tail = parts[0].split(b","), parts[2].split(b","), parts[-1].split(b",")
-            if len(head) == 12 and len(middle) == 3 and len(tail) == 5:
+            if len(head) == 12 and len(middle) == 3 and len(tail) == 8:
                 (record_id, consent_id, recorded_at, action, necessary, functional, analytics, advertising,
                  revision, inventory_hash, language, after_head) = head  # fmt: skip
                 before_ip, ip, after_ip = middle
-                before_tail, gpc, dnt, site, stored = tail
+                before_tail, gpc, dnt, regime, region, sec_gpc, site, stored = tail
                 # Values neither the csv module nor ExportFile.rows would read differently. The flags
                 # and revision go in as they are: a line hashes to its leaf only if they are the JSON's.
                 if not (after_head or before_ip or after_ip or before_tail) and user_agent[:1] != b"'":
@@ -133,6 +133,14 @@ def _pairs(block: bytes, previous: bytes) -> list[bytes]:
                         site, consent_id, recorded_at, action, necessary, functional, analytics, advertising,
                         revision, inventory_hash, language, parts[1], ip, user_agent, gpc, dnt,
                     )  # fmt: skip
+                    if regime or region or sec_gpc:
+                        # The regional fields, as consent.ledger.canonical appends them (regime and region
+                        # are letters, digits and dashes here: no backslash, no quote in this part).
+                        canonical = canonical[:-1] + b",%s,%s,%s]" % (
+                            b'"' + regime + b'"' if regime else b"null",
+                            b'"' + region + b'"' if region else b"null",
+                            sec_gpc or b"null",
+                        )
                     digest = sha256(b"\x00" + canonical).digest()
                     if hexlify(digest) == stored:
                         pair = int(record_id).to_bytes(8, "big") + digest[:16]

@@ -14,7 +14,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, insert, select, text
 
 from consent.cli import cli
-from consent.ledger.canonical import HASHED_FIELDS, record_hash
+from consent.ledger.canonical import ENTRY_FIELDS, record_hash
 from consent.store.models import ConsentRecord, db
 
 ORIGIN = "http://localhost:8000"
@@ -80,7 +80,7 @@ def stored_values(app: Flask, record_id: int) -> dict[str, Any]:
     with app.app_context():
         row = db.session.get(ConsentRecord, record_id)
         assert row is not None
-        return {name: getattr(row, name) for name in (*HASHED_FIELDS, "event_id")}
+        return {name: getattr(row, name) for name in (*ENTRY_FIELDS, "event_id")}
 
 
 def sealed_log(app: Flask, count: int) -> list[tuple[int, str]]:
