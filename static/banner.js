@@ -351,7 +351,9 @@ summary{cursor:pointer;color:var(--c-a);margin:.25rem 0}
     f.removeAttribute('data-src');
     if (f.previousElementSibling && f.previousElementSibling.consentFrame === f) f.previousElementSibling.remove();
     f.hidden = false;
-    f.src = src;
+    // After the next frame: an embed from another site starts a renderer process, which on a busy
+    // machine holds up the frame that shows the banner (in opt-out regions embeds load at once).
+    requestAnimationFrame(() => setTimeout(() => { f.src = src; }));
   }
 
   /** An accessible placeholder in the embed's place, of the same size. @param {HTMLIFrameElement} f */
@@ -710,8 +712,8 @@ summary{cursor:pointer;color:var(--c-a);margin:.25rem 0}
     }
   }).observe(document.documentElement, { childList: true, subtree: true });
   whenBody(() => {
-    handleFrames();
     if (asking) showBanner();
+    handleFrames();
   });
   document.addEventListener('click', (e) => {
     const target = e.target.closest && e.target.closest('[data-consent-open],[data-consent-withdraw],[data-consent-opt-out]');
