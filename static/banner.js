@@ -163,11 +163,12 @@ summary{cursor:pointer;color:var(--c-a);margin:.25rem 0}
 
   /**
    * Whether a stored choice still holds: not lapsed, and the same revision, or for a refusal any revision
-   * since the last that added a purpose. A dismissed notice is no answer to an opt-in banner.
+   * since the last that added a purpose. A dismissed notice is no answer to an opt-in banner, nor is an
+   * opt-out made where the rest ran without consent.
    * @return {boolean}
    */
   function isValid(s) {
-    return !!s && !(OPT_IN && s.action === 'dismiss') && (isRefusal(s) ? s.revision >= PURPOSES : s.revision === CONFIG.revision) && expiry(s) > Date.now();
+    return !!s && !(OPT_IN && (s.action === 'dismiss' || s.action === 'opt_out')) && (isRefusal(s) ? s.revision >= PURPOSES : s.revision === CONFIG.revision) && expiry(s) > Date.now();
   }
 
   /** Store `state` in the first-party consent cookie. */
@@ -421,9 +422,12 @@ summary{cursor:pointer;color:var(--c-a);margin:.25rem 0}
     flush();
   }
 
-  /** Opt out of the sale and sharing of personal information: advertising refused, the rest as it is. */
+  /**
+   * Opt out of the sale and sharing of personal information: advertising refused, the rest as it is.
+   * Under opt-in, where the rest needs consent too, that is a choice like the preferences' own.
+   */
   function optOut() {
-    choose('opt_out', Object.assign(complete(current), { advertising: false }));
+    choose(OPT_IN ? 'custom' : 'opt_out', Object.assign(complete(current), { advertising: false }));
   }
 
   /** Close the notice: remembered for this revision, nothing recorded. */

@@ -139,6 +139,27 @@ def test_a_page_link_opts_out_too(shop: Shop, visitor_from: Any) -> None:
     assert page.evaluate("consent.get().advertising") is False
 
 
+def test_an_opt_out_is_no_answer_in_an_opt_in_region(shop: Shop, visitor_from: Any) -> None:
+    visitor_from("US-CA")
+    visit(shop)
+    shop.click("opt-out")
+    shop.wait_for_records(1, "world")
+    # The same visitor in Germany: functional and analytics ran without consent in California, not here.
+    visitor_from("DE")
+    page = visit(shop, '<footer><a href="#" data-consent-opt-out>Do not sell my data</a></footer>')
+    expect(shop.banner.locator("button[data-action=accept]")).to_be_visible()
+    page.wait_for_timeout(300)
+    assert ran(page) == []
+    # Here the page's opt-out link refuses advertising as a choice of its own: nothing else is granted.
+    page.get_by_role("link", name="Do not sell my data").click()
+    expect(shop.banner).to_be_hidden()
+    records = shop.wait_for_records(2, "world")
+    assert [(r["action"], r["functional"], r["advertising"], r["regime"]) for r in records] == [
+        ("opt_out", 1, 0, "opt-out"),
+        ("custom", 0, 0, "opt-in"),
+    ]
+
+
 def test_ok_in_an_opt_out_region_is_remembered_and_not_recorded(shop: Shop, visitor_from: Any) -> None:
     visitor_from("US-CA")
     page = visit(shop)
