@@ -10,11 +10,12 @@
   const COOKIE = 'consent';
   const OPTIONAL = ['functional', 'analytics', 'advertising'];
   // opt-in | opt-out | notice | none, resolved for this visitor's region when the script was served.
-  const REGIME = CONFIG.regime || 'opt-in';
+  // (The service always writes the regime keys, defaults filled in: a site without regions is opt-in.)
+  const REGIME = CONFIG.regime;
   const OPT_IN = REGIME === 'opt-in';
   const OPT_OUT = REGIME === 'opt-out';
   // The oldest revision whose refusals still hold: a later one added a category or purpose.
-  const PURPOSES = CONFIG.purposes_revision || CONFIG.revision;
+  const PURPOSES = CONFIG.purposes_revision;
   const QUEUE_KEY = 'consent.pending.' + CONFIG.site;
   const PROOF_KEY = 'consent.proof.' + CONFIG.site;
   const DAY_MS = 864e5;
@@ -158,7 +159,7 @@ summary{cursor:pointer;color:var(--c-a);margin:.25rem 0}
 
   /** When a stored choice lapses (ms): a refusal lasts reask_days, and at least as long as a consent. @return {number} */
   function expiry(s) {
-    return Date.parse(s.given) + (isRefusal(s) ? Math.max(CONFIG.reask_days || 0, CONFIG.max_age_days) : CONFIG.max_age_days) * DAY_MS;
+    return Date.parse(s.given) + (isRefusal(s) ? Math.max(CONFIG.reask_days, CONFIG.max_age_days) : CONFIG.max_age_days) * DAY_MS;
   }
 
   /**
@@ -698,9 +699,9 @@ summary{cursor:pointer;color:var(--c-a);margin:.25rem 0}
   // ---- start ----
 
   // Consent Mode defaults: one per region group the site maps, then the one for every other region.
-  const mode = CONFIG.consent_mode || {};
+  const mode = CONFIG.consent_mode;
   const wait = { wait_for_update: mode.wait_for_update };
-  for (const r of (mode.regions || []).concat(mode)) gtag('consent', 'default', Object.assign(consentMode(r.granted), r.region && { region: r.region }, wait));
+  for (const r of mode.regions.concat(mode)) gtag('consent', 'default', Object.assign(consentMode(r.granted), r.region && { region: r.region }, wait));
   for (const k of ['ads_data_redaction', 'url_passthrough']) if (mode[k]) gtag('set', k, true);
   // GPC is an opt-out where the law makes it one: recorded once per visitor and revision, without a click.
   if (OPT_OUT && gpc && (asking || state.revision !== CONFIG.revision || state.action === 'dismiss')) optOut();
@@ -710,7 +711,8 @@ summary{cursor:pointer;color:var(--c-a);margin:.25rem 0}
       for (const n of r.addedNodes) {
         if (n.nodeType === 1 && (n.matches(BLOCKED_SCRIPT + ',' + BLOCKED_FRAME) || n.querySelector(BLOCKED_SCRIPT + ',' + BLOCKED_FRAME))) {
           if (current) releaseScripts();
-          return handleFrames();
+          // While the page loads, its styles may still be on the way: placeholders wait for DOMContentLoaded.
+          return document.readyState === 'loading' || handleFrames();
         }
       }
     }
