@@ -1,4 +1,4 @@
-/* consent banner: categories, blocked scripts and embeds, Consent Mode v2, GPC, and a logged choice.
+/* consent banner: regimes, categories, blocked scripts and embeds, Consent Mode v2, GPC, and a logged choice.
  * Served by GET /s/<site>/banner.js with the site's configuration in place of the marker below. */
 (function () {
   'use strict';
@@ -9,6 +9,13 @@
 
   const COOKIE = 'consent';
   const OPTIONAL = ['functional', 'analytics', 'advertising'];
+  // opt-in | opt-out | notice | none, resolved for this visitor's region when the script was served.
+  // (The service always writes the regime keys, defaults filled in: a site without regions is opt-in.)
+  const REGIME = CONFIG.regime;
+  const OPT_IN = REGIME === 'opt-in';
+  const OPT_OUT = REGIME === 'opt-out';
+  // The oldest revision whose refusals still hold: a later one added a category or purpose.
+  const PURPOSES = CONFIG.purposes_revision;
   const QUEUE_KEY = 'consent.pending.' + CONFIG.site;
   const PROOF_KEY = 'consent.proof.' + CONFIG.site;
   const DAY_MS = 864e5;
@@ -16,53 +23,60 @@
   const BLOCKED_SCRIPT = 'script[type="text/plain"][data-consent]';
   const BLOCKED_FRAME = 'iframe[data-consent][data-src]';
   const CSS = `
-:host{all:initial;display:block;--c-bg:var(--consent-bg,#fff);--c-fg:var(--consent-fg,#1f2328);--c-muted:var(--consent-muted,#4b535d);
---c-accent:var(--consent-accent,#1d4ed8);--c-accent-fg:var(--consent-accent-fg,#fff);--c-focus:var(--consent-focus,#b45309);
---c-radius:var(--consent-radius,6px);font:var(--consent-font,15px/1.5 system-ui,sans-serif);color:var(--c-fg)}
+:host{all:initial;display:block;--c-bg:var(--consent-bg,#fff);--c-fg:var(--consent-fg,#1f2328);--c-m:var(--consent-muted,#4b535d);
+--c-a:var(--consent-accent,#1d4ed8);--c-af:var(--consent-accent-fg,#fff);--c-f:var(--consent-focus,#b45309);
+--c-r:var(--consent-radius,6px);font:var(--consent-font,15px/1.5 system-ui,sans-serif);color:var(--c-fg)}
 *{box-sizing:border-box;font:inherit;color:inherit}
-.layer,dialog,.ph{background:var(--c-bg);color:var(--c-fg);border:1px solid var(--c-muted);box-shadow:0 4px 24px #0004}
+.layer,dialog,.ph{background:var(--c-bg);color:var(--c-fg);border:1px solid var(--c-m);box-shadow:0 4px 24px #0004}
 .layer{position:fixed;z-index:2147483646;overflow:auto;max-height:100%;padding:1rem 1.25rem;animation:c-in .25s ease-out}
 .bar{left:0;right:0;bottom:0;border-width:1px 0 0}
-.box{left:50%;top:50%;translate:-50% -50%;width:min(34rem,calc(100% - 1rem));max-height:calc(100% - 1rem);border-radius:var(--c-radius)}
+.box{left:50%;top:50%;translate:-50% -50%;width:min(34rem,calc(100% - 1rem));max-height:calc(100% - 1rem);border-radius:var(--c-r)}
 [hidden]{display:none}
 h2{font-size:1.15em;font-weight:700;margin:0 0 .4rem}
 p{margin:0 0 .75rem}
-a{color:var(--c-accent)}
+a{color:var(--c-a)}
 .row{display:grid;grid-template-columns:repeat(auto-fit,minmax(9.5em,1fr));gap:.5rem}
-button{cursor:pointer;border-radius:var(--c-radius);padding:.6rem 1rem;border:2px solid var(--c-accent);background:var(--c-accent);color:var(--c-accent-fg);font-weight:600;min-height:44px}
-:focus-visible{outline:3px solid var(--c-focus);outline-offset:2px}
+button{cursor:pointer;border-radius:var(--c-r);padding:.6rem 1rem;border:2px solid var(--c-a);background:var(--c-a);color:var(--c-af);font-weight:600;min-height:44px}
+:focus-visible{outline:3px solid var(--c-f);outline-offset:2px}
 .layer:focus{outline:0}
-.note{border-left:4px solid var(--c-accent);padding-left:.6rem}
-dialog{width:min(42rem,calc(100% - 1rem));max-height:calc(100% - 1rem);padding:0;border-radius:var(--c-radius)}
+.note{border-left:4px solid var(--c-a);padding-left:.6rem}
+dialog{width:min(42rem,calc(100% - 1rem));max-height:calc(100% - 1rem);padding:0;border-radius:var(--c-r)}
 dialog[open]{display:flex;flex-direction:column}
 dialog::backdrop{background:#0008}
 .head,.foot,.body{padding:.75rem 1.25rem}
-.head{display:flex;align-items:center;justify-content:space-between;border-bottom:1px solid var(--c-muted)}
+.head{display:flex;align-items:center;justify-content:space-between;border-bottom:1px solid var(--c-m)}
 .head h2{margin:0}
 .head button{padding:.3rem .8rem}
-.foot{border-top:1px solid var(--c-muted)}
+.foot{border-top:1px solid var(--c-m)}
 .body{overflow:auto}
-.cat{border-top:1px solid var(--c-muted);padding:.6rem 0}
+.cat{border-top:1px solid var(--c-m);padding:.6rem 0}
 label{display:flex;gap:.6rem;align-items:center;font-weight:700}
-input{width:1.3rem;height:1.3rem;margin:0;accent-color:var(--c-accent)}
-.cat p{margin:.25rem 0;color:var(--c-muted)}
+input{width:1.3rem;height:1.3rem;margin:0;accent-color:var(--c-a)}
+.cat p{margin:.25rem 0;color:var(--c-m)}
 details{overflow-x:auto}
 table{width:100%;border-collapse:collapse;font-size:.9em}
-th,td{text-align:left;vertical-align:top;padding:.25rem;border-bottom:1px solid var(--c-muted)}
-summary{cursor:pointer;color:var(--c-accent);margin:.25rem 0}
-.ph{display:flex;flex-direction:column;justify-content:center;gap:.75rem;padding:1rem;height:100%;border-radius:var(--c-radius)}
+th,td{text-align:left;vertical-align:top;padding:.25rem;border-bottom:1px solid var(--c-m)}
+summary{cursor:pointer;color:var(--c-a);margin:.25rem 0}
+.ph{display:flex;flex-direction:column;justify-content:center;gap:.75rem;padding:1rem;height:100%;border-radius:var(--c-r)}
 .ph p{margin:0}
 .ph div{display:flex;flex-wrap:wrap;gap:.5rem}
 @keyframes c-in{from{transform:translateY(1rem)}}
-@media (prefers-reduced-motion:reduce){*{animation:none!important;transition:none!important}}
+@media (prefers-reduced-motion:reduce){*{animation:none!important}}
 `;
 
-  /** @type {{id:string, receipt:string, revision:number, choices:Object<string,boolean>, given:string}|null} */
-  let state = readCookie();
-  /** The choices in force, or null while the visitor has not (validly) chosen. */
-  let current = isValid(state) ? state.choices : null;
-  const privacySignal = navigator.globalPrivacyControl === true;
+  // Global Privacy Control, as the page sees it or as the browser sent it with the request for this script.
+  const gpc = navigator.globalPrivacyControl === true || CONFIG.sec_gpc;
   const dnt = navigator.doNotTrack === '1' || window.doNotTrack === '1';
+  // Where advertising starts refused: GPC or DNT under opt-in; GPC (a legal opt-out) under opt-out.
+  const adsOff = OPT_IN ? gpc || dnt : OPT_OUT && gpc;
+  /** @type {{id:string, receipt:string, revision:number, choices:Object<string,boolean>, action:string, given:string}|null} */
+  let state = readCookie();
+  /** Every optional category but advertising where it starts refused: Accept all, and what opt-out, notice and none imply. */
+  const all = { functional: true, analytics: true, advertising: !adsOff };
+  /** The choices in force: stored, else what the regime implies (null under opt-in: nothing granted). */
+  let current = isValid(state) ? state.choices : OPT_IN ? null : all;
+  /** Whether the first layer waits for the visitor: no stored choice (or dismissed notice) holds, and the regime asks. */
+  let asking = !isValid(state) && REGIME !== 'none';
   const lang = pickLanguage();
   const listeners = [];
   const started = new WeakSet();
@@ -135,20 +149,35 @@ summary{cursor:pointer;color:var(--c-accent);margin:.25rem 0}
     if (fields.v !== '1' || !fields.given) return null;
     const choices = {};
     for (const c of OPTIONAL) choices[c] = fields[c] === '1';
-    return { id: fields.id || '', receipt: fields.receipt || '', revision: +fields.revision, choices: choices, given: fields.given };
+    return { id: fields.id || '', receipt: fields.receipt || '', revision: +fields.revision, choices: choices, action: fields.action || '', given: fields.given };
   }
 
-  /** Whether a stored choice still holds: same revision, younger than consent_max_age_days. @return {boolean} */
+  /** Whether a stored choice is a refusal: an opt-out, or nothing optional granted. @return {boolean} */
+  function isRefusal(s) {
+    return s.action === 'opt_out' || !OPTIONAL.some((c) => s.choices[c]);
+  }
+
+  /** When a stored choice lapses (ms): a refusal lasts reask_days, and at least as long as a consent. @return {number} */
+  function expiry(s) {
+    return Date.parse(s.given) + (isRefusal(s) ? Math.max(CONFIG.reask_days, CONFIG.max_age_days) : CONFIG.max_age_days) * DAY_MS;
+  }
+
+  /**
+   * Whether a stored choice still holds: not lapsed, and the same revision, or for a refusal any revision
+   * since the last that added a purpose. A dismissed notice is no answer to an opt-in banner, nor is an
+   * opt-out made where the rest ran without consent.
+   * @return {boolean}
+   */
   function isValid(s) {
-    return !!s && s.revision === CONFIG.revision && Date.parse(s.given) + CONFIG.max_age_days * DAY_MS > Date.now();
+    return !!s && !(OPT_IN && (s.action === 'dismiss' || s.action === 'opt_out')) && (isRefusal(s) ? s.revision >= PURPOSES : s.revision === CONFIG.revision) && expiry(s) > Date.now();
   }
 
   /** Store `state` in the first-party consent cookie. */
   function writeCookie() {
-    const expires = Date.parse(state.given) + CONFIG.max_age_days * DAY_MS;
+    const expires = expiry(state);
     const parts = ['v:1', 'id:' + state.id, 'receipt:' + state.receipt, 'revision:' + state.revision];
     for (const c of OPTIONAL) parts.push(c + ':' + (state.choices[c] ? 1 : 0));
-    parts.push('given:' + state.given, 'expires:' + iso(expires));
+    parts.push('action:' + state.action, 'given:' + state.given, 'expires:' + iso(expires));
     let cookie = COOKIE + '=' + parts.join('|') + '; Path=/; SameSite=Lax; Max-Age=' + Math.max(0, Math.floor((expires - Date.now()) / 1000));
     if (CONFIG.cookie_domain) cookie += '; Domain=' + CONFIG.cookie_domain;
     if (location.protocol === 'https:') cookie += '; Secure';
@@ -217,10 +246,6 @@ summary{cursor:pointer;color:var(--c-accent);margin:.25rem 0}
     if (flushing) return;
     const record = loadQueue()[0];
     if (!record) return;
-    if (!window.fetch) {
-      if (navigator.sendBeacon && navigator.sendBeacon(ENDPOINT, body(record))) drop(record);
-      return;
-    }
     flushing = true;
     fetch(ENDPOINT, { method: 'POST', body: body(record), headers: { 'Content-Type': 'text/plain' }, keepalive: true, credentials: 'omit' })
       .then((r) => {
@@ -267,9 +292,9 @@ summary{cursor:pointer;color:var(--c-accent);margin:.25rem 0}
     window.dataLayer.push(arguments);
   }
 
-  /** Consent Mode states for `choices` (null: all denied). @return {Object<string,string>} */
+  /** Consent Mode states for `choices` (null or false: all denied; true: all granted). @return {Object<string,string>} */
   function consentMode(choices) {
-    const g = (c) => (choices && choices[c] ? 'granted' : 'denied');
+    const g = (c) => (choices === true || (choices && choices[c]) ? 'granted' : 'denied');
     return {
       ad_storage: g('advertising'), ad_user_data: g('advertising'), ad_personalization: g('advertising'),
       analytics_storage: g('analytics'), functionality_storage: g('functional'), personalization_storage: g('functional'),
@@ -328,7 +353,9 @@ summary{cursor:pointer;color:var(--c-accent);margin:.25rem 0}
     f.removeAttribute('data-src');
     if (f.previousElementSibling && f.previousElementSibling.consentFrame === f) f.previousElementSibling.remove();
     f.hidden = false;
-    f.src = src;
+    // After the next frame: an embed from another site starts a renderer process, which on a busy
+    // machine holds up the frame that shows the banner (in opt-out regions embeds load at once).
+    requestAnimationFrame(() => setTimeout(() => { f.src = src; }));
   }
 
   /** An accessible placeholder in the embed's place, of the same size. @param {HTMLIFrameElement} f */
@@ -363,19 +390,24 @@ summary{cursor:pointer;color:var(--c-accent);margin:.25rem 0}
 
   // ---- recording a choice ----
 
+  /** Keep `choices` as the visitor's answer in the consent cookie. @param {string} action @param {Object} choices */
+  function remember(action, choices) {
+    current = complete(choices);
+    asking = false;
+    state = Object.assign({ id: '', receipt: '' }, state, { revision: CONFIG.revision, choices: current, action: action, given: iso(Date.now()) });
+    writeCookie();
+  }
+
   /**
    * Apply and record a choice: cookie, Consent Mode, scripts, embeds, cookie deletion, event, delivery.
-   * @param {string} action accept_all | reject_all | custom | withdraw
+   * @param {string} action accept_all | reject_all | custom | withdraw | opt_out
    * @param {Object<string,boolean>} choices
    */
   function choose(action, choices) {
-    const now = Date.now();
-    current = complete(choices);
-    state = Object.assign({ id: '', receipt: '' }, state, { revision: CONFIG.revision, choices: current, given: iso(now) });
-    writeCookie();
+    remember(action, choices);
     saveQueue(loadQueue().concat([{
       event_id: uuid(), action: action, choices: current, revision: CONFIG.revision, language: lang,
-      page_url: location.origin + location.pathname, gpc: privacySignal, dnt: dnt,
+      page_url: location.origin + location.pathname, gpc: gpc, dnt: dnt,
     }]));
     hideAll();
     applyChoices();
@@ -391,9 +423,24 @@ summary{cursor:pointer;color:var(--c-accent);margin:.25rem 0}
     flush();
   }
 
-  /** Make the page follow `current`. */
+  /**
+   * Opt out of the sale and sharing of personal information: advertising refused, the rest as it is.
+   * Under opt-in, where the rest needs consent too, that is a choice like the preferences' own.
+   */
+  function optOut() {
+    choose(OPT_IN ? 'custom' : 'opt_out', Object.assign(complete(current), { advertising: false }));
+  }
+
+  /** Close the notice: remembered for this revision, nothing recorded. */
+  function dismiss() {
+    remember('dismiss', current);
+    hideAll();
+  }
+
+  /** Make the page follow `current`, and tell tag managers. */
   function applyChoices() {
     gtag('consent', 'update', consentMode(current));
+    dataLayer.push({ event: 'consent_update', consent: api.get(), regime: REGIME });
     deleteRefusedCookies();
     releaseScripts();
     handleFrames();
@@ -435,7 +482,7 @@ summary{cursor:pointer;color:var(--c-accent);margin:.25rem 0}
   /** Three equal buttons: Accept all, Reject all (Withdraw once something is granted), and a third. @return {HTMLElement} */
   function buttons(third, withdrawing) {
     return el('div', { class: 'row' }, [
-      button('accept', t('accept_all'), () => choose('accept_all', { functional: true, analytics: true, advertising: !privacySignal && !dnt })),
+      button('accept', t('accept_all'), () => choose('accept_all', all)),
       button('reject', t(withdrawing ? 'withdraw' : 'reject_all'), () => choose(withdrawing ? 'withdraw' : 'reject_all', {})),
       third,
     ]);
@@ -447,12 +494,16 @@ summary{cursor:pointer;color:var(--c-accent);margin:.25rem 0}
     const host = el('div', { id: 'consent-banner', 'data-layout': CONFIG.layout });
     const root = shadow(host);
     const policy = el('a', { href: CONFIG.policy_url }, [t('policy')]);
-    const notice = (id) => (privacySignal || dnt ? el('p', { class: 'note', id: id }, [t('gpc_notice')]) : null);
-    const layer = el('section', { class: 'layer ' + CONFIG.layout, role: 'dialog', 'aria-labelledby': 'c-title', 'aria-describedby': privacySignal || dnt ? 'c-intro c-note' : 'c-intro', tabindex: '-1', hidden: true, lang: lang }, [
+    const notice = (id) => (adsOff ? el('p', { class: 'note', id: id }, [t('gpc_notice')]) : null);
+    const customise = button('customise', t('customise'), () => open());
+    // Opt-in: Accept all, Reject all, Customise. Opt-out: Do Not Sell or Share, Customise, OK. Notice: OK.
+    const layer = el('section', { class: 'layer ' + CONFIG.layout, role: 'dialog', 'aria-labelledby': 'c-title', 'aria-describedby': adsOff ? 'c-intro c-note' : 'c-intro', tabindex: '-1', hidden: true, lang: lang }, [
       el('h2', { id: 'c-title' }, [t('title')]),
-      el('p', { id: 'c-intro' }, [t('intro') + ' ', policy]),
+      el('p', { id: 'c-intro' }, [t(OPT_IN ? 'intro' : 'notice') + ' ', policy]),
       notice('c-note'),
-      buttons(button('customise', t('customise'), () => open()), false),
+      OPT_IN ? buttons(customise, false) : el('div', { class: 'row' }, [
+        OPT_OUT ? button('opt-out', t('opt_out'), optOut) : null, OPT_OUT ? customise : null, button('ok', t('ok'), dismiss),
+      ]),
     ]);
     const dialog = el('dialog', { 'aria-labelledby': 'c-prefs', 'aria-describedby': 'c-prefs-intro', lang: lang });
     dialog.addEventListener('close', closed);
@@ -577,11 +628,11 @@ summary{cursor:pointer;color:var(--c-accent);margin:.25rem 0}
 
   /** After the preferences close: back to the first layer if no choice holds, focus back where it was. */
   function closed() {
-    if (!current) ui.layer.hidden = false;
+    if (asking) ui.layer.hidden = false;
     const back = ui.opener;
     ui.opener = null;
     if (back && back.isConnected && back.focus) back.focus();
-    else if (!current) ui.layer.focus({ preventScroll: true });
+    else if (asking) ui.layer.focus({ preventScroll: true });
   }
 
   /** Hide both layers. */
@@ -647,28 +698,36 @@ summary{cursor:pointer;color:var(--c-accent);margin:.25rem 0}
 
   // ---- start ----
 
-  gtag('consent', 'default', consentMode(null));
-  if (current) applyChoices();
+  // Consent Mode defaults: one per region group the site maps, then the one for every other region.
+  const mode = CONFIG.consent_mode;
+  const wait = { wait_for_update: mode.wait_for_update };
+  for (const r of mode.regions.concat(mode)) gtag('consent', 'default', Object.assign(consentMode(r.granted), r.region && { region: r.region }, wait));
+  for (const k of ['ads_data_redaction', 'url_passthrough']) if (mode[k]) gtag('set', k, true);
+  // GPC is an opt-out where the law makes it one: recorded once per visitor and revision, without a click.
+  if (OPT_OUT && gpc && (asking || state.revision !== CONFIG.revision || state.action === 'dismiss')) optOut();
+  else if (current) applyChoices();
   new MutationObserver((records) => {
     for (const r of records) {
       for (const n of r.addedNodes) {
         if (n.nodeType === 1 && (n.matches(BLOCKED_SCRIPT + ',' + BLOCKED_FRAME) || n.querySelector(BLOCKED_SCRIPT + ',' + BLOCKED_FRAME))) {
           if (current) releaseScripts();
-          return handleFrames();
+          // While the page loads, its styles may still be on the way: placeholders wait for DOMContentLoaded.
+          return document.readyState === 'loading' || handleFrames();
         }
       }
     }
   }).observe(document.documentElement, { childList: true, subtree: true });
   whenBody(() => {
+    if (asking) showBanner();
     handleFrames();
-    if (!current) showBanner();
   });
   document.addEventListener('click', (e) => {
-    const target = e.target.closest && e.target.closest('[data-consent-open],[data-consent-withdraw]');
+    const target = e.target.closest && e.target.closest('[data-consent-open],[data-consent-withdraw],[data-consent-opt-out]');
     if (!target) return;
     e.preventDefault();
     if (target.hasAttribute('data-consent-open')) open();
-    else api.withdraw();
+    else if (target.hasAttribute('data-consent-withdraw')) api.withdraw();
+    else optOut();
   });
   addEventListener('pagehide', () => {
     if (navigator.sendBeacon) for (const r of loadQueue()) navigator.sendBeacon(ENDPOINT, body(r));
