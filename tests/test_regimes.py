@@ -58,7 +58,7 @@ def banner(client: FlaskClient, headers: dict[str, str] | None = None, **kwargs:
 @pytest.mark.parametrize(
     ("headers", "regime", "region", "extra_texts"),
     [
-        (CA, "opt-out", "US-CA", {"notice", "opt_out", "opt_out_done", "ok"}),
+        (CA, "opt-out", "US-CA", {"notice", "opt_out", "ok"}),
         (NY, "notice", "US-NY", {"notice", "ok"}),
         (DE, "opt-in", "DE", set()),
         (JP, "none", "JP", set()),
@@ -72,7 +72,7 @@ def test_the_script_carries_the_visitors_regime(
     config = _config(banner(regional_client, headers))
     assert (config["regime"], config["region"], config["sec_gpc"]) == (regime, region, False)
     assert config["reask_days"] == 120 and config["purposes_revision"] == 1
-    new_keys = {"notice", "opt_out", "opt_out_done", "ok"}
+    new_keys = {"notice", "opt_out", "ok"}
     for texts in config["texts"].values():
         assert set(texts) & new_keys == extra_texts
         assert {"accept_all", "reject_all", "customise", "withdraw"} <= set(texts)

@@ -38,7 +38,7 @@ BANNER_TEXT_KEYS = (
 # What each regime's first layer shows beyond today's strings (consent.inventory.texts.REGIME_TEXTS).
 REGIME_TEXT_KEYS = {
     "opt-in": (),
-    "opt-out": ("notice", "opt_out", "opt_out_done", "ok"),
+    "opt-out": ("notice", "opt_out", "ok"),
     "notice": ("notice", "ok"),
     "none": (),
 }

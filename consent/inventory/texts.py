@@ -203,28 +203,24 @@ REGIME_TEXTS: dict[str, dict[str, str]] = {
         "notice": "We use cookies to run this site, remember preferences, measure visits and show ads. "
         "You can change this at any time.",
         "opt_out": "Do Not Sell or Share My Personal Information",
-        "opt_out_done": "You have opted out of the sale and sharing of your personal information.",
         "ok": "OK",
     },
     "nl": {
         "notice": "We gebruiken cookies om deze site te laten werken, voorkeuren te onthouden, bezoeken te "
         "meten en advertenties te tonen. U kunt dit op elk moment wijzigen.",
         "opt_out": "Mijn persoonsgegevens niet verkopen of delen",
-        "opt_out_done": "U hebt bezwaar gemaakt tegen het verkopen en delen van uw persoonsgegevens.",
         "ok": "OK",
     },
     "de": {
         "notice": "Wir verwenden Cookies, um diese Website zu betreiben, Einstellungen zu speichern, Besuche "
         "zu messen und Werbung zu zeigen. Sie können das jederzeit ändern.",
         "opt_out": "Meine personenbezogenen Daten nicht verkaufen oder weitergeben",
-        "opt_out_done": "Sie haben dem Verkauf und der Weitergabe Ihrer personenbezogenen Daten widersprochen.",
         "ok": "OK",
     },
     "fr": {
         "notice": "Nous utilisons des cookies pour faire fonctionner ce site, mémoriser vos préférences, "
         "mesurer les visites et afficher des publicités. Vous pouvez changer cela à tout moment.",
         "opt_out": "Ne pas vendre ni partager mes informations personnelles",
-        "opt_out_done": "Vous vous êtes opposé à la vente et au partage de vos informations personnelles.",
         "ok": "OK",
     },
 }
