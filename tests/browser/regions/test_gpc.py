@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.regions.test_regimes import consent_updates, event, ran, visit
 from tests.support.browser import Shop
+from tests.support.regional_pages import consent_updates, event, ran, visit
 
 IN_PAGE = "Object.defineProperty(Navigator.prototype, 'globalPrivacyControl', {get: () => true})"
 GPC_NOTE = "Your browser asks not to be tracked"

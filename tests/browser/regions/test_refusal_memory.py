@@ -7,8 +7,8 @@ from typing import Any
 
 from playwright.sync_api import expect
 
-from tests.browser.regions.test_regimes import visit
 from tests.support.browser import Shop
+from tests.support.regional_pages import visit
 
 REFUSED = {"necessary": True, "functional": False, "analytics": False, "advertising": False}
 
