@@ -29,7 +29,7 @@ from flask import Flask, Response, request
 from flask.typing import ResponseReturnValue
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from post_throughput import free_port, stop, wait_until_answering  # noqa: E402 - the same way of serving apps
+from post_throughput import free_port, ledger_key, stop, wait_until_answering  # noqa: E402 - the same way of serving apps
 
 ROOT = Path(__file__).resolve().parent.parent
 PATH = "/s/demo/banner.js"
@@ -107,6 +107,7 @@ def main() -> int:
         "CONSENT_DATABASE_URL": f"sqlite:///{folder / 'consent.db'}",
         "CONSENT_SECRET_KEY": "bench-only-secret-key",
         "CONSENT_ADMIN_TOKENS": "bench-only-admin-token",
+        "CONSENT_LEDGER_KEY_FILE": str(ledger_key()),
         "CONSENT_ACCESS_LOG": str(folder / "access.log"),
     }
     subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"], cwd=ROOT, env=env, check=True,
