@@ -443,7 +443,7 @@ summary{cursor:pointer;color:var(--c-a);margin:.25rem 0}
     dataLayer.push({ event: 'consent_update', consent: api.get(), regime: REGIME });
     deleteRefusedCookies();
     releaseScripts();
-    handleFrames();
+    requestAnimationFrame(handleFrames);
   }
 
   // ---- the user interface, in an open shadow root ----
@@ -711,15 +711,15 @@ summary{cursor:pointer;color:var(--c-a);margin:.25rem 0}
       for (const n of r.addedNodes) {
         if (n.nodeType === 1 && (n.matches(BLOCKED_SCRIPT + ',' + BLOCKED_FRAME) || n.querySelector(BLOCKED_SCRIPT + ',' + BLOCKED_FRAME))) {
           if (current) releaseScripts();
-          // While the page loads, its styles may still be on the way: placeholders wait for DOMContentLoaded.
-          return document.readyState === 'loading' || handleFrames();
+          return requestAnimationFrame(handleFrames);
         }
       }
     }
   }).observe(document.documentElement, { childList: true, subtree: true });
+  // Placeholders take the embeds' size once the page's styles apply: no frame is drawn before them.
   whenBody(() => {
     if (asking) showBanner();
-    handleFrames();
+    requestAnimationFrame(handleFrames);
   });
   document.addEventListener('click', (e) => {
     const target = e.target.closest && e.target.closest('[data-consent-open],[data-consent-withdraw],[data-consent-opt-out]');
