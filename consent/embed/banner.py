@@ -17,7 +17,6 @@ from marshmallow import ValidationError
 
 from consent.embed.replay import REPLAYABLE, BannerReplay
 from consent.embed.scripts import BuiltScript, script_response
-from consent.inventory.regimes import OPT_IN
 from consent.inventory.sites import Site, get_site, sites, validate_public_url
 from consent.resources import STATIC, TEMPLATES
 from consent.store.database import remember_inventory
@@ -103,7 +102,7 @@ def service_url(site: Site) -> tuple[str, bool]:
 def banner_config(site: Site, service_url: str, region: str | None = None, sec_gpc: bool = False) -> dict[str, Any]:
     """What the banner needs from the public inventory, where to send choices, and this visitor's regime."""
     public = site.public
-    regime = site.policy.regime_for(region) if site.policy.configured else OPT_IN
+    regime = site.policy.regime_for(region)
     text_keys = BANNER_TEXT_KEYS + REGIME_TEXT_KEYS[regime]
     policy_url = site.policy_url
     if policy_url == f"/s/{site.key}/cookies":

@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from consent.ledger.canonical import CATEGORIES
+from consent.ledger.canonical import CATEGORIES, REGIONAL_FIELDS
 
 OPTIONAL = CATEGORIES[1:]
 PROFILE = "https://w3id.org/dpv/schema/dpv-27560#record"
@@ -72,9 +72,8 @@ OWN_FIELDS = (
     "record_id", "site", "action", "necessary", "revision", "inventory_hash",
     "ip", "user_agent", "gpc", "dnt", "record_hash",
 )  # fmt: skip
-# What the server applied (regime, region, Sec-GPC): null on records from before regions, absent in
-# ISO 27560 exports written before regions.
-REGIONAL_FIELDS = ("regime", "region", "sec_gpc")
+# REGIONAL_FIELDS, what the server applied (regime, region, Sec-GPC): null on records from before
+# regions, absent in ISO 27560 exports written before regions.
 
 
 def context(namespace: str) -> dict[str, Any]:

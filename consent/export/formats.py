@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from consent.ledger.canonical import CATEGORIES
+from consent.ledger.canonical import CATEGORIES, REGIONAL_FIELDS
 from consent.timestamps import SQL_ISO, iso
 
 COLUMNS = (
@@ -17,7 +17,7 @@ COLUMNS = (
     "language", "page_url", "ip", "user_agent", "gpc", "dnt", "regime", "region", "sec_gpc", "site", "record_hash",
 )  # fmt: skip
 # What the server applied: empty in CSV (null in JSON) on records from before regions.
-REGIONAL = ("regime", "region", "sec_gpc")
+REGIONAL = REGIONAL_FIELDS
 # The columns of exports written before regions, which the verifier still reads.
 LEGACY_COLUMNS = tuple(name for name in COLUMNS if name not in REGIONAL)
 BOOLEANS = frozenset((*CATEGORIES, "gpc", "dnt", "sec_gpc"))

@@ -36,8 +36,6 @@ EEA = (*EU, "IS", "LI", "NO")
 GROUPS: dict[str, tuple[str, ...]] = {"EU": EU, "EEA": EEA}
 # A key of ``regions:``: a country, a subdivision (its part after the dash: 1-3 letters or digits), or a group.
 REGION_KEY = re.compile(r"^(?P<country>[A-Z]{2})(?:-(?P<subdivision>[A-Z0-9]{1,3}))?$")
-# What a stored region looks like: DE or US-CA.
-STORED_REGION = REGION_KEY
 
 
 def region_key_problem(key: str) -> str | None:
